@@ -1,0 +1,1 @@
+"""Plain-Python job bodies shared by Modal and the local runner."""

@@ -1,0 +1,165 @@
+"""The song pipeline: lyrics -> engine -> mastering -> encoding -> files, in one visible function."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from functions.errors import InvalidRequest
+from functions.gen import get_engine
+from functions.gen.engine import STEM_NAMES, Engine, RenderedSong
+from functions.gen.lyricist import Lyricist, TemplateLyricist
+from functions.post.encode import AI_LABEL, FORMATS, encode, output_names, write_wav
+from functions.post.master import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, master
+from functions.progress import ProgressFn, no_progress
+from functions.request import SongRequest
+
+
+@dataclass(frozen=True)
+class PostOptions:
+    target_lufs: float = DEFAULT_TARGET_LUFS
+    ceiling_dbtp: float = DEFAULT_CEILING_DBTP
+    formats: tuple[str, ...] = FORMATS
+    ffmpeg: str = "ffmpeg"
+
+
+@dataclass
+class SongOutput:
+    """One finished song on disk."""
+
+    index: int
+    title: str
+    seed: int
+    duration_s: float
+    lyrics: str
+    files: dict[str, Path]
+    stems: dict[str, Path] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(request: SongRequest, engine: Engine, lyricist: Lyricist | None = None,
+            on_progress: ProgressFn = no_progress) -> tuple[SongRequest, str]:
+    """Fill in lyrics and title where the user gave only a description, then check the request fits.
+
+    Returns the completed request and the name of the lyricist used ("user" or "none" when none was).
+    """
+    written_by = "user" if request.lyrics.strip() else "none"
+    if not request.lyrics.strip() and not request.instrumental:
+        on_progress("writing lyrics", 0, 1)
+        lyricist = lyricist or TemplateLyricist()
+        written = lyricist.write(request.prompt or " ".join(request.style_tags), request.duration_s, request.seed)
+        request = request.model_copy(update={"lyrics": written.lyrics, "title": request.title or written.title})
+        written_by = written.backend
+        on_progress("writing lyrics", 1, 1)
+    if not request.title:
+        request = request.model_copy(update={"title": _title_from(request)})
+    check = getattr(engine, "check", None)
+    if check is not None:
+        check(request)
+    return request, written_by
+
+
+def make_songs(request: SongRequest, out_dir: Path, *, base_name: str = "song", post: PostOptions | None = None,
+               stems_dir: Path | None = None, engine: Engine | None = None, lyricist: Lyricist | None = None,
+               on_progress: ProgressFn = no_progress) -> list[SongOutput]:
+    """Make `request.variations` finished songs in `out_dir`; on any failure nothing is left behind."""
+    post = post or PostOptions()
+    # 1. check inputs, before any heavy work
+    _check_writable(out_dir)
+    if stems_dir is not None:
+        _check_writable(stems_dir)
+    engine = engine or get_engine(request.engine)
+    # 2. lyrics and title
+    request, written_by = prepare(request, engine, lyricist, on_progress)
+    # 3. generate
+    rendered = engine.generate(request, on_progress=on_progress)
+    # 4. master, encode, write — staged, then moved into place together
+    outputs = []
+    with _staging(out_dir) as stage, _staging(stems_dir) as stem_stage:
+        for i, song in enumerate(rendered):
+            on_progress("mastering", i, len(rendered))
+            outputs.append(_finish(song, i, request, base_name, post, stage, stem_stage, written_by))
+            on_progress("encoding", i + 1, len(rendered))
+        on_progress("saving", 1, 1)
+    for output in outputs:
+        output.files = {fmt: out_dir / path.name for fmt, path in output.files.items()}
+        if stems_dir is not None:
+            output.stems = {name: stems_dir / path.name for name, path in output.stems.items()}
+    return outputs
+
+
+def _finish(song: RenderedSong, index: int, request: SongRequest, base_name: str, post: PostOptions,
+            stage: Path, stem_stage: Path | None, written_by: str) -> SongOutput:
+    mastered = master(song.audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
+    names = output_names(base_name, index, post.formats)
+    master_wav = stage / names["wav"] if "wav" in names else stage / f".{base_name}-{index}-master.wav"
+    write_wav(mastered.audio, song.sample_rate_hz, master_wav)
+    files = {fmt: stage / name for fmt, name in names.items()}
+    comment = f"{AI_LABEL} with Refrain ({song.engine} engine, seed {song.seed})"
+    encode(master_wav, files, song.title or request.title, comment, post.ffmpeg)
+    if "wav" not in names:
+        master_wav.unlink()
+    stems: dict[str, Path] = {}
+    if stem_stage is not None and song.stems is not None:
+        stem_base = names[post.formats[0]].rsplit(".", 1)[0]
+        for name in STEM_NAMES:
+            path = stem_stage / f"{stem_base}-{name}.wav"
+            write_wav(song.stems[name] * mastered.gain, song.sample_rate_hz, path)  # same gain as the mix
+            stems[name] = path
+    report = mastered.report
+    return SongOutput(
+        index=index,
+        title=song.title or request.title,
+        seed=song.seed,
+        duration_s=song.duration_s,
+        lyrics=song.lyrics,
+        files=files,
+        stems=stems,
+        metadata={
+            **song.metadata,
+            "engine": song.engine,
+            "model_version": song.model_version,
+            "lyrics_by": written_by,
+            "integrated_lufs": round(report.integrated_lufs, 2),
+            "true_peak_dbtp": round(report.true_peak_dbtp, 2),
+            "ai_generated": True,
+        },
+    )
+
+
+def _title_from(request: SongRequest) -> str:
+    words = (request.prompt or " ".join(request.style_tags) or "Untitled").split()
+    return " ".join(words[:5]).strip(" ,.").title()[:120] or "Untitled"
+
+
+def _check_writable(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise InvalidRequest("out", str(directory), f"{directory} is not a directory")
+    parent = directory if directory.exists() else directory.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidRequest("out", str(directory), f"cannot write to {directory}: permission denied")
+
+
+@contextmanager
+def _staging(directory: Path | None) -> Iterator[Path | None]:  # type: ignore[misc]
+    """A hidden folder next to the destination; its files move in only if the block succeeds."""
+    if directory is None:
+        yield None
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".refrain-partial-", dir=directory))
+    try:
+        yield stage
+        for path in sorted(stage.iterdir()):
+            if not path.name.startswith("."):
+                os.replace(path, directory / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The finishing chain: mastering and encoding (watermark and credentials join it later)."""

@@ -1,0 +1,1 @@
+"""Settings, database, storage and deployment glue."""

@@ -1,0 +1,144 @@
+"""genmusic: make finished songs from the command line, in-process, on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from tqdm import tqdm
+
+from functions.errors import InvalidRequest, MissingTool, RefrainError
+from functions.gen import get_engine, known_engines
+from functions.pipeline import PostOptions, make_songs
+from functions.post.encode import FORMATS
+from functions.request import build_request
+from infra.settings import get_settings
+from local.device import pick_device
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"genmusic: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="genmusic", description="Make finished songs (mastered, encoded) from a prompt or lyrics.")
+    p.add_argument("--prompt", default="", help='song description, e.g. "rainy-day synth-pop, female vocals"')
+    p.add_argument("--lyrics", default="", help="lyrics text with [verse]/[chorus] tags, a file path, or - for stdin")
+    p.add_argument("--style", default="", help="comma-separated style tags")
+    p.add_argument("--negative", default="", help="comma-separated tags to avoid")
+    p.add_argument("--title", default="")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds, 10–240 (default 30)")
+    p.add_argument("--instrumental", action="store_true", help="no vocals")
+    p.add_argument("--seed", type=int, default=None, help="same seed and request -> identical audio")
+    p.add_argument("--variations", type=int, default=2, help="songs per request, 1–4 (default 2)")
+    p.add_argument("--bpm", type=float, default=None)
+    p.add_argument("--key", default=None, help='e.g. "A minor", "F#"')
+    p.add_argument("--time-signature", default=None, help="4/4 or 3/4")
+    p.add_argument("--engine", default=None, help=f"song engine (known: {', '.join(known_engines())})")
+    p.add_argument("--lufs", type=float, default=None, help="loudness target, -14 (default) or -16")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--stems", type=Path, default=None, metavar="DIR", help="also write vocals/drums/bass/other wav")
+    p.add_argument("--out", type=Path, required=True, help="output file: song.m4a, song.mp3 or song.wav")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _read_lyrics(value: str) -> str:
+    if value == "-":
+        return sys.stdin.read()
+    if value and "\n" not in value and len(value) < 4096:
+        path = Path(value).expanduser()
+        if path.is_file():
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidRequest("lyrics", value, f"cannot read lyrics file {value}: {exc}") from None
+    return value.replace("\\n", "\n")
+
+
+class _ProgressBar:
+    """One tqdm bar whose label follows the pipeline's stage."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._bar = tqdm(total=1, disable=not enabled, bar_format="{desc:<18} {bar} {n_fmt}/{total_fmt} {elapsed}",
+                         leave=False, file=sys.stderr)
+
+    def __call__(self, stage: str, step: int, total: int) -> None:
+        self._bar.set_description_str(stage)
+        self._bar.total = max(total, 1)
+        self._bar.n = step
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    suffix = args.out.suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise InvalidRequest("out", str(args.out), f"--out must end in .{', .'.join(FORMATS)} (got {args.out.name})")
+    request = build_request(
+        prompt=args.prompt,
+        lyrics=_read_lyrics(args.lyrics),
+        style_tags=args.style,
+        negative_tags=args.negative,
+        title=args.title,
+        instrumental=args.instrumental,
+        duration_s=args.duration,
+        variations=args.variations,
+        bpm=args.bpm,
+        key=args.key,
+        time_signature=args.time_signature,
+        engine=args.engine or settings.default_engine,
+        **({"seed": args.seed} if args.seed is not None else {}),
+    )
+    if request.engine not in known_engines():
+        get_engine(request.engine)  # raises UnknownEngine listing the known ones
+    post = PostOptions(target_lufs=args.lufs if args.lufs is not None else settings.target_lufs,
+                       ceiling_dbtp=settings.true_peak_dbtp, formats=(suffix,), ffmpeg=settings.ffmpeg)
+    if not -30.0 <= post.target_lufs <= -5.0:
+        raise InvalidRequest("lufs", post.target_lufs, f"--lufs {post.target_lufs} is outside -30…-5")
+    engine = get_engine(request.engine, pick_device(args.device or settings.device), soundfont=settings.soundfont)
+    bar = _ProgressBar(enabled=not args.quiet)
+    try:
+        outputs = make_songs(request, args.out.parent if str(args.out.parent) else Path("."),
+                             base_name=args.out.stem, post=post, stems_dir=args.stems, engine=engine,
+                             on_progress=bar)
+    finally:
+        bar.close()
+    for song in outputs:
+        meta = song.metadata
+        print(f"{song.files[suffix]}  {song.duration_s:.1f} s  {meta['integrated_lufs']:.1f} LUFS  "
+              f"{meta['true_peak_dbtp']:.1f} dBTP  seed {song.seed}  \"{song.title}\"  "
+              f"({meta['engine']}: {meta.get('genre', '?')}, {meta.get('bpm', '?')} bpm, {meta.get('key', '?')}, "
+              f"vocal {meta.get('vocal', '?')})")
+        for name, path in song.stems.items():
+            print(f"  stem {name}: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    try:
+        code = run(argv)
+    except InvalidRequest as exc:
+        print(f"genmusic: error: {exc.message}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except (MissingTool, RefrainError) as exc:
+        print(f"genmusic: error: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("genmusic: interrupted; nothing was written", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
