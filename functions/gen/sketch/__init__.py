@@ -110,7 +110,8 @@ class SketchEngine:
                     parts = [p for p in score.parts if p.stem == stem]
                     midi_path = Path(tmp) / f"v{v}-{stem}.mid"
                     write_midi(parts, midi_path)
-                    jobs[stem] = StemRender(self.fluidsynth, self.soundfont, midi_path, SAMPLE_RATE_HZ)
+                    jobs[stem] = StemRender(self.fluidsynth, self.soundfont, midi_path, SAMPLE_RATE_HZ,
+                                            reverb=stem != "bass")
                 renders.append(jobs)
             # The singer works while FluidSynth renders in its own processes.
             vocals = []
