@@ -32,9 +32,13 @@ def _reference_finish(audio: np.ndarray, rate: int, folder: Path) -> None:
     out = out * min(1.0, 10 ** (-1.5 / 20) / peak)  # no limiter: just a gain to the ceiling
     wav = folder / "ref.wav"
     write_wav(out.astype(np.float32), rate, wav)
-    procs = [subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-i", str(wav), *args, str(folder / name)])
-             for name, args in (("ref.m4a", ["-c:a", "aac", "-b:a", "256k"]),
-                                ("ref.mp3", ["-c:a", "libmp3lame", "-b:a", "320k"]))]
+    procs = [
+        subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-i", str(wav), *args, str(folder / name)])
+        for name, args in (
+            ("ref.m4a", ["-c:a", "aac", "-b:a", "256k"]),
+            ("ref.mp3", ["-c:a", "libmp3lame", "-b:a", "320k"]),
+        )
+    ]
     for p in procs:
         p.wait()
 
@@ -50,7 +54,9 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     marks: list[tuple[str, float]] = []
     start = time.perf_counter()
-    request, written_by = prepare(request, engine, on_progress=lambda s, i, n: marks.append((s, time.perf_counter())))
+    request, written_by = prepare(
+        request, engine, on_progress=lambda s, i, n: marks.append((s, time.perf_counter()))
+    )
     songs = engine.generate(request, on_progress=lambda s, i, n: marks.append((s, time.perf_counter())))
     generated = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,10 +78,15 @@ def main() -> None:
         previous = t
     print(f"  generate (compose + band + vocals): {generated - start:.2f} s")
     print(f"  finish (master + wav/m4a/mp3):      {finish:.2f} s")
-    print(f"whole pipeline: {total:.2f} s for {args.duration:.0f} s of audio -> {args.duration / total:.1f}x real time"
-          f" (target >= 20x)")
-    print(f"finishing alone: {args.duration / finish:.1f}x real time (target >= 60x); reference chain "
-          f"{reference:.2f} s -> ours is {reference / finish:.2f}x the reference's speed")
+    print(
+        f"whole pipeline: {total:.2f} s for {args.duration:.0f} s of audio -> "
+        f"{args.duration / total:.1f}x real time"
+        f" (target >= 20x)"
+    )
+    print(
+        f"finishing alone: {args.duration / finish:.1f}x real time (target >= 60x); reference chain "
+        f"{reference:.2f} s -> ours is {reference / finish:.2f}x the reference's speed"
+    )
 
 
 if __name__ == "__main__":

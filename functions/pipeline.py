@@ -43,8 +43,12 @@ class SongOutput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(request: SongRequest, engine: Engine, lyricist: Lyricist | None = None,
-            on_progress: ProgressFn = no_progress) -> tuple[SongRequest, str]:
+def prepare(
+    request: SongRequest,
+    engine: Engine,
+    lyricist: Lyricist | None = None,
+    on_progress: ProgressFn = no_progress,
+) -> tuple[SongRequest, str]:
     """Fill in lyrics and title where the user gave only a description, then check the request fits.
 
     Returns the completed request and the name of the lyricist used ("user" or "none" when none was).
@@ -53,8 +57,12 @@ def prepare(request: SongRequest, engine: Engine, lyricist: Lyricist | None = No
     if not request.lyrics.strip() and not request.instrumental:
         on_progress("writing lyrics", 0, 1)
         lyricist = lyricist or TemplateLyricist()
-        written = lyricist.write(request.prompt or " ".join(request.style_tags), request.duration_s, request.seed)
-        request = request.model_copy(update={"lyrics": written.lyrics, "title": request.title or written.title})
+        written = lyricist.write(
+            request.prompt or " ".join(request.style_tags), request.duration_s, request.seed
+        )
+        request = request.model_copy(
+            update={"lyrics": written.lyrics, "title": request.title or written.title}
+        )
         written_by = written.backend
         on_progress("writing lyrics", 1, 1)
     if not request.title:
@@ -65,9 +73,17 @@ def prepare(request: SongRequest, engine: Engine, lyricist: Lyricist | None = No
     return request, written_by
 
 
-def make_songs(request: SongRequest, out_dir: Path, *, base_name: str = "song", post: PostOptions | None = None,
-               stems_dir: Path | None = None, engine: Engine | None = None, lyricist: Lyricist | None = None,
-               on_progress: ProgressFn = no_progress) -> list[SongOutput]:
+def make_songs(
+    request: SongRequest,
+    out_dir: Path,
+    *,
+    base_name: str = "song",
+    post: PostOptions | None = None,
+    stems_dir: Path | None = None,
+    engine: Engine | None = None,
+    lyricist: Lyricist | None = None,
+    on_progress: ProgressFn = no_progress,
+) -> list[SongOutput]:
     """Make `request.variations` finished songs in `out_dir`; on any failure nothing is left behind."""
     post = post or PostOptions()
     # 1. check inputs, before any heavy work
@@ -82,6 +98,7 @@ def make_songs(request: SongRequest, out_dir: Path, *, base_name: str = "song", 
     # 4. master, encode, write — staged, then moved into place together
     outputs = []
     with _staging(out_dir) as stage, _staging(stems_dir) as stem_stage:
+        assert stage is not None
         for i, song in enumerate(rendered):
             on_progress("mastering", i, len(rendered))
             outputs.append(_finish(song, i, request, base_name, post, stage, stem_stage, written_by))
@@ -94,8 +111,16 @@ def make_songs(request: SongRequest, out_dir: Path, *, base_name: str = "song", 
     return outputs
 
 
-def _finish(song: RenderedSong, index: int, request: SongRequest, base_name: str, post: PostOptions,
-            stage: Path, stem_stage: Path | None, written_by: str) -> SongOutput:
+def _finish(
+    song: RenderedSong,
+    index: int,
+    request: SongRequest,
+    base_name: str,
+    post: PostOptions,
+    stage: Path,
+    stem_stage: Path | None,
+    written_by: str,
+) -> SongOutput:
     mastered = master(song.audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
     names = output_names(base_name, index, post.formats)
     master_wav = stage / names["wav"] if "wav" in names else stage / f".{base_name}-{index}-master.wav"
@@ -141,15 +166,20 @@ def _title_from(request: SongRequest) -> str:
 def _check_writable(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise InvalidRequest("out", str(directory), f"{directory} is not a directory")
-    parent = directory if directory.exists() else directory.parent
+    parent = directory
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidRequest("out", str(directory), f"cannot write to {directory}: permission denied")
+    if not parent.is_dir():
+        raise InvalidRequest("out", str(directory), f"{parent} is not a directory")
+    try:  # the only honest test of writability (root passes os.access everywhere)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InvalidRequest("out", str(directory), f"cannot write to {directory}: {exc.strerror}") from None
 
 
 @contextmanager
-def _staging(directory: Path | None) -> Iterator[Path | None]:  # type: ignore[misc]
+def _staging(directory: Path | None) -> Iterator[Path | None]:
     """A hidden folder next to the destination; its files move in only if the block succeeds."""
     if directory is None:
         yield None

@@ -63,7 +63,9 @@ class SongRequest(BaseModel):
         if value is None or not value.strip():
             return None
         if value.strip() not in TIME_SIGNATURES:
-            raise ValueError(f"time signature {value!r} is not supported; use one of {', '.join(TIME_SIGNATURES)}")
+            raise ValueError(
+                f"time signature {value!r} is not supported; use one of {', '.join(TIME_SIGNATURES)}"
+            )
         return value.strip()
 
     @model_validator(mode="after")

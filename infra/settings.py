@@ -15,7 +15,9 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = Field(default=Path("data"), description="SQLite library and song files live here")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under data_dir if unset")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under data_dir if unset"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     default_engine: str = "sketch"

@@ -27,9 +27,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="genmusic", description="Make finished songs (mastered, encoded) from a prompt or lyrics.")
+    p = _Parser(
+        prog="genmusic", description="Make finished songs (mastered, encoded) from a prompt or lyrics."
+    )
     p.add_argument("--prompt", default="", help='song description, e.g. "rainy-day synth-pop, female vocals"')
-    p.add_argument("--lyrics", default="", help="lyrics text with [verse]/[chorus] tags, a file path, or - for stdin")
+    p.add_argument(
+        "--lyrics", default="", help="lyrics text with [verse]/[chorus] tags, a file path, or - for stdin"
+    )
     p.add_argument("--style", default="", help="comma-separated style tags")
     p.add_argument("--negative", default="", help="comma-separated tags to avoid")
     p.add_argument("--title", default="")
@@ -43,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=None, help=f"song engine (known: {', '.join(known_engines())})")
     p.add_argument("--lufs", type=float, default=None, help="loudness target, -14 (default) or -16")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
-    p.add_argument("--stems", type=Path, default=None, metavar="DIR", help="also write vocals/drums/bass/other wav")
+    p.add_argument(
+        "--stems", type=Path, default=None, metavar="DIR", help="also write vocals/drums/bass/other wav"
+    )
     p.add_argument("--out", type=Path, required=True, help="output file: song.m4a, song.mp3 or song.wav")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -52,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _read_lyrics(value: str) -> str:
     if value == "-":
         return sys.stdin.read()
-    if value and "\n" not in value and len(value) < 4096:
+    if value and "\n" not in value and "\\n" not in value and not value.lstrip().startswith("["):
         path = Path(value).expanduser()
-        if path.is_file():
-            try:
+        try:
+            if path.is_file():
                 return path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InvalidRequest("lyrics", value, f"cannot read lyrics file {value}: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequest("lyrics", value, f"cannot read lyrics file {value}: {exc}") from None
     return value.replace("\\n", "\n")
 
 
@@ -66,8 +72,13 @@ class _ProgressBar:
     """One tqdm bar whose label follows the pipeline's stage."""
 
     def __init__(self, enabled: bool) -> None:
-        self._bar = tqdm(total=1, disable=not enabled, bar_format="{desc:<18} {bar} {n_fmt}/{total_fmt} {elapsed}",
-                         leave=False, file=sys.stderr)
+        self._bar = tqdm(
+            total=1,
+            disable=not enabled,
+            bar_format="{desc:<18} {bar} {n_fmt}/{total_fmt} {elapsed}",
+            leave=False,
+            file=sys.stderr,
+        )
 
     def __call__(self, stage: str, step: int, total: int) -> None:
         self._bar.set_description_str(stage)
@@ -84,7 +95,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     suffix = args.out.suffix.lower().lstrip(".")
     if suffix not in FORMATS:
-        raise InvalidRequest("out", str(args.out), f"--out must end in .{', .'.join(FORMATS)} (got {args.out.name})")
+        raise InvalidRequest(
+            "out", str(args.out), f"--out must end in .{', .'.join(FORMATS)} (got {args.out.name})"
+        )
     request = build_request(
         prompt=args.prompt,
         lyrics=_read_lyrics(args.lyrics),
@@ -102,24 +115,39 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     if request.engine not in known_engines():
         get_engine(request.engine)  # raises UnknownEngine listing the known ones
-    post = PostOptions(target_lufs=args.lufs if args.lufs is not None else settings.target_lufs,
-                       ceiling_dbtp=settings.true_peak_dbtp, formats=(suffix,), ffmpeg=settings.ffmpeg)
+    post = PostOptions(
+        target_lufs=args.lufs if args.lufs is not None else settings.target_lufs,
+        ceiling_dbtp=settings.true_peak_dbtp,
+        formats=(suffix,),
+        ffmpeg=settings.ffmpeg,
+    )
     if not -30.0 <= post.target_lufs <= -5.0:
         raise InvalidRequest("lufs", post.target_lufs, f"--lufs {post.target_lufs} is outside -30…-5")
-    engine = get_engine(request.engine, pick_device(args.device or settings.device), soundfont=settings.soundfont)
+    engine = get_engine(
+        request.engine, pick_device(args.device or settings.device), soundfont=settings.soundfont
+    )
     bar = _ProgressBar(enabled=not args.quiet)
     try:
-        outputs = make_songs(request, args.out.parent if str(args.out.parent) else Path("."),
-                             base_name=args.out.stem, post=post, stems_dir=args.stems, engine=engine,
-                             on_progress=bar)
+        outputs = make_songs(
+            request,
+            args.out.parent if str(args.out.parent) else Path("."),
+            base_name=args.out.stem,
+            post=post,
+            stems_dir=args.stems,
+            engine=engine,
+            on_progress=bar,
+        )
     finally:
         bar.close()
     for song in outputs:
         meta = song.metadata
-        print(f"{song.files[suffix]}  {song.duration_s:.1f} s  {meta['integrated_lufs']:.1f} LUFS  "
-              f"{meta['true_peak_dbtp']:.1f} dBTP  seed {song.seed}  \"{song.title}\"  "
-              f"({meta['engine']}: {meta.get('genre', '?')}, {meta.get('bpm', '?')} bpm, {meta.get('key', '?')}, "
-              f"vocal {meta.get('vocal', '?')})")
+        print(
+            f"{song.files[suffix]}  {song.duration_s:.1f} s  {meta['integrated_lufs']:.1f} LUFS  "
+            f'{meta["true_peak_dbtp"]:.1f} dBTP  seed {song.seed}  "{song.title}"  '
+            f"({meta['engine']}: {meta.get('genre', '?')}, {meta.get('bpm', '?')} bpm, "
+            f"{meta.get('key', '?')}, "
+            f"vocal {meta.get('vocal', '?')})"
+        )
         for name, path in song.stems.items():
             print(f"  stem {name}: {path}")
     return 0
@@ -137,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         print("genmusic: interrupted; nothing was written", file=sys.stderr)
         code = 130
+    except Exception as exc:  # a bug, not bad input: still one line, and a way to see more
+        print(f"genmusic: internal error: {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
+        code = 1
     sys.exit(code)
 
 

@@ -20,6 +20,7 @@ INTRO_OUTRO_S = 6.0
 
 # (kind, lines) forms, smallest first; a chorus is written once and repeated verbatim.
 FORMS: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("verse", 1), ("chorus", 1)),  # fits 10 s at any tempo the sketch engine plays
     (("verse", 2), ("chorus", 2)),
     (("verse", 4), ("chorus", 2)),
     (("verse", 4), ("chorus", 4)),
@@ -27,12 +28,39 @@ FORMS: tuple[tuple[tuple[str, int], ...], ...] = (
     (("verse", 2), ("chorus", 4), ("verse", 2), ("chorus", 4)),
     (("verse", 4), ("chorus", 4), ("verse", 4), ("chorus", 4)),
     (("verse", 4), ("pre-chorus", 2), ("chorus", 4), ("verse", 4), ("pre-chorus", 2), ("chorus", 4)),
-    (("verse", 4), ("pre-chorus", 2), ("chorus", 4), ("verse", 4), ("pre-chorus", 2), ("chorus", 4),
-     ("bridge", 4), ("chorus", 4)),
-    (("verse", 4), ("pre-chorus", 2), ("chorus", 4), ("verse", 4), ("pre-chorus", 2), ("chorus", 4),
-     ("bridge", 4), ("chorus", 4), ("outro", 2)),
-    (("verse", 4), ("pre-chorus", 2), ("chorus", 4), ("verse", 4), ("pre-chorus", 2), ("chorus", 4),
-     ("verse", 4), ("bridge", 4), ("chorus", 4), ("outro", 2)),
+    (
+        ("verse", 4),
+        ("pre-chorus", 2),
+        ("chorus", 4),
+        ("verse", 4),
+        ("pre-chorus", 2),
+        ("chorus", 4),
+        ("bridge", 4),
+        ("chorus", 4),
+    ),
+    (
+        ("verse", 4),
+        ("pre-chorus", 2),
+        ("chorus", 4),
+        ("verse", 4),
+        ("pre-chorus", 2),
+        ("chorus", 4),
+        ("bridge", 4),
+        ("chorus", 4),
+        ("outro", 2),
+    ),
+    (
+        ("verse", 4),
+        ("pre-chorus", 2),
+        ("chorus", 4),
+        ("verse", 4),
+        ("pre-chorus", 2),
+        ("chorus", 4),
+        ("verse", 4),
+        ("bridge", 4),
+        ("chorus", 4),
+        ("outro", 2),
+    ),
 )
 
 _TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -78,15 +106,27 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "outro": ("{Topic}, {topic}", "Oh, {topic}, oh", "Still dreaming of {topic}"),
 }
-_IMAGES = ("the city lights", "an open road", "the morning sun", "a silver sky", "the midnight train",
-           "the ocean wide", "a paper moon", "the summer air", "the falling rain", "a burning flame",
-           "the quiet street", "the northern stars")
+_IMAGES = (
+    "the city lights",
+    "an open road",
+    "the morning sun",
+    "a silver sky",
+    "the midnight train",
+    "the ocean wide",
+    "a paper moon",
+    "the summer air",
+    "the falling rain",
+    "a burning flame",
+    "the quiet street",
+    "the northern stars",
+)
 _STYLE_WORDS = re.compile(
     r"\b(song|track|tune|music|vocals?|female|male|voice|singer|with|and|a|an|the|in|of|style|beat|"
     r"bpm|\d+|upbeat|slow|fast|chill|sad|happy|dark|bright|mellow|energetic|instrumental|feat|"
     r"pop|synth-pop|synthpop|rock|jazz|folk|lofi|lo-fi|hip-hop|rap|edm|house|techno|ballad|country|"
     r"blues|funk|disco|reggae|metal|punk|ambient|cinematic|orchestral|acoustic|electronic|indie|soul|r&b)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _ABOUT = re.compile(r"\babout\s+(.+)$", re.IGNORECASE)
 
 
@@ -110,10 +150,7 @@ def max_lines_for(duration_s: float) -> int:
 def topic_of(description: str) -> str:
     """'upbeat synth-pop about summer rain' -> 'summer rain'."""
     about = _ABOUT.search(description.strip())
-    if about:
-        text = about.group(1)
-    else:
-        text = _STYLE_WORDS.sub(" ", description)
+    text = about.group(1) if about else _STYLE_WORDS.sub(" ", description)
     text = re.sub(r"[^A-Za-z' ]", " ", text)
     topic = " ".join(text.split()[:4]).lower()
     return topic or "tonight"
@@ -128,8 +165,11 @@ class TemplateLyricist:
         rng = np.random.default_rng([seed, 7])
         topic = topic_of(description)
         capacity = max_lines_for(duration_s)
-        form = max((f for f in FORMS if sum(n for _, n in f) <= capacity), key=lambda f: sum(n for _, n in f),
-                   default=FORMS[0])
+        form = max(
+            (f for f in FORMS if sum(n for _, n in f) <= capacity),
+            key=lambda f: sum(n for _, n in f),
+            default=FORMS[0],
+        )
         written: dict[str, tuple[str, ...]] = {}
         used: set[str] = set()
         sections = []
@@ -143,7 +183,9 @@ class TemplateLyricist:
             chosen = [pool[int(i)] for i in rng.permutation(len(pool))[:lines]]
             used.update(chosen)
             text = tuple(
-                t.format(topic=topic, Topic=topic.capitalize(), image=_IMAGES[int(rng.integers(len(_IMAGES)))])
+                t.format(
+                    topic=topic, Topic=topic.capitalize(), image=_IMAGES[int(rng.integers(len(_IMAGES)))]
+                )
                 for t in chosen
             )
             written[kind] = text

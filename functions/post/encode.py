@@ -16,8 +16,24 @@ AI_LABEL = "AI-generated"
 # Native AAC encoder at 256 kbit/s: its bit-saving tools (M/S, intensity stereo, PNS, TNS) buy
 # nothing audible at this rate and cost 3.5x the encoding time (8.5 s -> 2.4 s for 3 minutes).
 _CODEC_ARGS = {
-    "m4a": ["-c:a", "aac", "-b:a", "256k", "-aac_coder", "fast", "-aac_ms", "0", "-aac_is", "0",
-            "-aac_pns", "0", "-aac_tns", "0", "-movflags", "+faststart"],
+    "m4a": [
+        "-c:a",
+        "aac",
+        "-b:a",
+        "256k",
+        "-aac_coder",
+        "fast",
+        "-aac_ms",
+        "0",
+        "-aac_is",
+        "0",
+        "-aac_pns",
+        "0",
+        "-aac_tns",
+        "0",
+        "-movflags",
+        "+faststart",
+    ],
     "mp3": ["-c:a", "libmp3lame", "-b:a", "320k", "-compression_level", "7", "-id3v2_version", "3"],
 }
 
@@ -27,7 +43,9 @@ def write_wav(audio: np.ndarray, sample_rate_hz: int, path: Path) -> None:
     soundfile.write(str(path), np.ascontiguousarray(audio.T), sample_rate_hz, subtype="PCM_24", format="WAV")
 
 
-def encode(master_wav: Path, outputs: dict[str, Path], title: str, comment: str, ffmpeg: str = "ffmpeg") -> None:
+def encode(
+    master_wav: Path, outputs: dict[str, Path], title: str, comment: str, ffmpeg: str = "ffmpeg"
+) -> None:
     """Encode `master_wav` into every format in `outputs` (format -> path) at once, one process each."""
     processes = []
     for fmt, path in outputs.items():
@@ -35,9 +53,27 @@ def encode(master_wav: Path, outputs: dict[str, Path], title: str, comment: str,
             continue
         if fmt not in _CODEC_ARGS:
             raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-        command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(master_wav), "-map_metadata", "-1",
-                   *_CODEC_ARGS[fmt], "-metadata", f"title={title}", "-metadata", f"comment={comment}",
-                   "-fflags", "+bitexact", "-flags:a", "+bitexact", str(path)]
+        command = [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(master_wav),
+            "-map_metadata",
+            "-1",
+            *_CODEC_ARGS[fmt],
+            "-metadata",
+            f"title={title}",
+            "-metadata",
+            f"comment={comment}",
+            "-fflags",
+            "+bitexact",
+            "-flags:a",
+            "+bitexact",
+            str(path),
+        ]
         try:
             processes.append((fmt, subprocess.Popen(command, stderr=subprocess.PIPE)))
         except FileNotFoundError as exc:

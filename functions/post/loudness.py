@@ -37,14 +37,14 @@ def k_weighted(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
 
 def hop_energies(weighted: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     """Sum of squares of the K-weighted signal per 100 ms hop, summed over channels [hops]."""
-    hop = int(round(HOP_S * sample_rate_hz))
+    hop = round(HOP_S * sample_rate_hz)
     n = weighted.shape[-1] // hop * hop
     return np.square(weighted[:, :n], dtype=np.float64).reshape(weighted.shape[0], -1, hop).sum(axis=(0, 2))
 
 
 def gated_loudness(hops: np.ndarray, sample_rate_hz: int) -> float:
     """Integrated loudness (LUFS) from per-hop energies: 400 ms blocks, 75 % overlap, two gates."""
-    per_block = int(round(BLOCK_S / HOP_S))
+    per_block = round(BLOCK_S / HOP_S)
     if len(hops) < per_block:
         return float("-inf")
     block_energy = np.convolve(hops, np.ones(per_block), mode="valid") / (BLOCK_S * sample_rate_hz)
@@ -98,7 +98,9 @@ class PeakMeter:
         source = np.pad(self._padded, ((0, 0), (pad, pad)))
         starts = blocks * self.block
         index = starts[:, None] + np.arange(self.block + 2 * pad)[None, :]
-        peaks = np.abs(self._padded).reshape(self._padded.shape[0], -1, self.block)[:, blocks].max(axis=(0, 2))
+        peaks = (
+            np.abs(self._padded).reshape(self._padded.shape[0], -1, self.block)[:, blocks].max(axis=(0, 2))
+        )
         for channel in source:
             windows = channel[index]  # [blocks, block + 2 pad]
             for phase in _oversampling_phases():
@@ -119,7 +121,7 @@ class PeakMeter:
         best = float(self.sample_peak.max(initial=0.0))
         order = np.argsort(-self.bound)
         for start in range(0, len(order), 2048):
-            chunk = order[start:start + 2048]
+            chunk = order[start : start + 2048]
             if self.bound[chunk[0]] <= best:
                 break
             todo = chunk[np.isnan(self.exact[chunk])]

@@ -44,12 +44,19 @@ def _limiter_curve(peaks: np.ndarray, gain: float, ceiling: float, window_blocks
     return uniform_filter1d(held, size=window_blocks + 1, mode="nearest")
 
 
-def master(audio: np.ndarray, sample_rate_hz: int, target_lufs: float = DEFAULT_TARGET_LUFS,
-           ceiling_dbtp: float = DEFAULT_CEILING_DBTP, headroom_db: float = CODEC_HEADROOM_DB) -> Mastered:
+def master(
+    audio: np.ndarray,
+    sample_rate_hz: int,
+    target_lufs: float = DEFAULT_TARGET_LUFS,
+    ceiling_dbtp: float = DEFAULT_CEILING_DBTP,
+    headroom_db: float = CODEC_HEADROOM_DB,
+) -> Mastered:
     """Bring `audio` [channels, samples] to `target_lufs` with true peaks ≤ `ceiling_dbtp - headroom_db`."""
     # 1. check inputs
     if not -30.0 <= target_lufs <= -5.0:
-        raise InvalidRequest("target_lufs", target_lufs, f"loudness target {target_lufs} LUFS is outside -30…-5")
+        raise InvalidRequest(
+            "target_lufs", target_lufs, f"loudness target {target_lufs} LUFS is outside -30…-5"
+        )
     audio = np.asarray(audio, dtype=np.float32)
     n = audio.shape[-1]
     # 2. measure once: K-weighted energy and true peak per limiter block
@@ -60,8 +67,11 @@ def master(audio: np.ndarray, sample_rate_hz: int, target_lufs: float = DEFAULT_
     block_energy = squares.reshape(n_blocks, BLOCK).sum(axis=1, dtype=np.float64)
     input_lufs = gated_loudness(_hops_from_blocks(block_energy, sample_rate_hz), sample_rate_hz)
     if not np.isfinite(input_lufs):
-        return Mastered(audio.copy(), np.ones(n, np.float32), MasterReport(input_lufs, float("-inf"),
-                                                                           input_lufs, 0.0, 0.0))
+        return Mastered(
+            audio.copy(),
+            np.ones(n, np.float32),
+            MasterReport(input_lufs, float("-inf"), input_lufs, 0.0, 0.0),
+        )
     meter = PeakMeter(audio, BLOCK)
     ceiling = 10 ** ((ceiling_dbtp - headroom_db) / 20)
     window_blocks = max(2, int(LIMITER_WINDOW_S * sample_rate_hz / BLOCK))
@@ -103,7 +113,7 @@ def master(audio: np.ndarray, sample_rate_hz: int, target_lufs: float = DEFAULT_
 
 def _hops_from_blocks(block_energy: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     """Per-hop energy from per-block energy; blocks straddling a hop edge go to the hop they start in."""
-    hop = int(round(HOP_S * sample_rate_hz))
+    hop = round(HOP_S * sample_rate_hz)
     hop_of_block = (np.arange(len(block_energy)) * BLOCK) // hop
     n_hops = (len(block_energy) * BLOCK) // hop
     keep = hop_of_block < n_hops

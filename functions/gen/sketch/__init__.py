@@ -59,7 +59,9 @@ class SketchEngine:
 
     name = "sketch"
 
-    def __init__(self, soundfont: str | None = None, fluidsynth: str = "fluidsynth", workers: int | None = None):
+    def __init__(
+        self, soundfont: str | None = None, fluidsynth: str = "fluidsynth", workers: int | None = None
+    ):
         self._soundfont_setting = soundfont
         self.fluidsynth = fluidsynth
         self.workers = workers or max(2, os.cpu_count() or 2)
@@ -98,7 +100,7 @@ class SketchEngine:
         seeds = [request.seed + i for i in range(request.variations)]
         scores = [self._score(request, seed) for seed in seeds]
         on_progress("planning", 1, 1)
-        n_samples = int(round(request.duration_s * SAMPLE_RATE_HZ))
+        n_samples = round(request.duration_s * SAMPLE_RATE_HZ)
         band_stems = [s for s in STEM_NAMES if s != "vocals"]
         total = len(scores) * len(band_stems)
         songs = []
@@ -107,31 +109,44 @@ class SketchEngine:
             for v, score in enumerate(scores):
                 jobs = {}
                 for stem in band_stems:
-                    parts = [p for p in score.parts if p.stem == stem]
+                    parts = [p for p in score.parts if p.stem == stem and p.notes]
+                    if not parts:
+                        continue  # e.g. no drum kit in ambient: exact silence, no render
                     midi_path = Path(tmp) / f"v{v}-{stem}.mid"
                     write_midi(parts, midi_path)
-                    jobs[stem] = StemRender(self.fluidsynth, self.soundfont, midi_path, SAMPLE_RATE_HZ,
-                                            reverb=stem != "bass")
+                    jobs[stem] = StemRender(
+                        self.fluidsynth, self.soundfont, midi_path, SAMPLE_RATE_HZ, reverb=stem != "bass"
+                    )
                 renders.append(jobs)
             # The singer works while FluidSynth renders in its own processes.
             vocals = []
             for v, score in enumerate(scores):
                 on_progress("singing", v, len(scores))
-                vocals.append(sing(score.lines, score.style.vocal_gender, request.duration_s, SAMPLE_RATE_HZ,
-                                   self.workers))
+                vocals.append(
+                    sing(
+                        score.lines,
+                        score.style.vocal_gender,
+                        request.duration_s,
+                        SAMPLE_RATE_HZ,
+                        self.workers,
+                    )
+                )
             on_progress("singing", len(scores), len(scores))
             done = 0
             for v, score in enumerate(scores):
                 stems = {}
                 for stem in band_stems:
-                    stems[stem] = renders[v][stem].result(n_samples)
+                    job = renders[v].get(stem)
+                    stems[stem] = job.result(n_samples) if job else np.zeros((2, n_samples), np.float32)
                     done += 1
                     on_progress("composing", done, total)
                 stems["vocals"] = vocals[v]
                 songs.append(self._finish(request, score, seeds[v], stems))
         return songs
 
-    def _finish(self, request: SongRequest, score: Score, seed: int, stems: dict[str, np.ndarray]) -> RenderedSong:
+    def _finish(
+        self, request: SongRequest, score: Score, seed: int, stems: dict[str, np.ndarray]
+    ) -> RenderedSong:
         """Balance the stems, fade the last bar, and sum them into the mix."""
         band = stems["drums"] + stems["bass"] + stems["other"]
         band_rms = float(np.sqrt(np.mean(band**2))) or 1.0

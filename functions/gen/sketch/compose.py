@@ -11,13 +11,27 @@ from functions.errors import InvalidRequest
 from functions.gen.lyrics import Section, syllables_per_word, words
 from functions.gen.sketch.patterns import Hit, bass_bar, comp_bar, drum_bar
 from functions.gen.sketch.styles import StylePlan
-from functions.gen.sketch.theory import PROGRESSIONS, Chord, diatonic_chord, nearest_pitch, scale_pcs, voice_chord
+from functions.gen.sketch.theory import (
+    PROGRESSIONS,
+    Chord,
+    diatonic_chord,
+    nearest_pitch,
+    scale_pcs,
+    voice_chord,
+)
 
 VOCAL_RANGE = {"female": (57, 77), "male": (45, 65)}
 # Arrangement density by section: 1 sparse … 3 full.
 INTENSITY = {"intro": 1, "verse": 2, "pre-chorus": 2, "chorus": 3, "bridge": 1, "instrumental": 3, "outro": 2}
-LOUDNESS = {"intro": 0.8, "verse": 0.85, "pre-chorus": 0.92, "chorus": 1.0, "bridge": 0.85,
-            "instrumental": 1.0, "outro": 0.85}
+LOUDNESS = {
+    "intro": 0.8,
+    "verse": 0.85,
+    "pre-chorus": 0.92,
+    "chorus": 1.0,
+    "bridge": 0.85,
+    "instrumental": 1.0,
+    "outro": 0.85,
+}
 
 
 @dataclass(frozen=True)
@@ -108,8 +122,9 @@ def _split_long_lines(lines: tuple[str, ...], max_syllables: int) -> tuple[str, 
     return tuple(out)
 
 
-def plan_form(sections: list[Section], total_bars: int, line_bars: int, bpm: float, sung: bool,
-              bar_s: float) -> list[PlacedSection]:
+def plan_form(
+    sections: list[Section], total_bars: int, line_bars: int, bpm: float, sung: bool, bar_s: float
+) -> list[PlacedSection]:
     """Lay the lyric sections on `total_bars` bars: intro, sections, repeats or breaks, outro."""
     blocks: list[tuple[str, int, tuple[str, ...]]] = []
     for s in sections:
@@ -119,11 +134,13 @@ def plan_form(sections: list[Section], total_bars: int, line_bars: int, bpm: flo
         blocks.append((s.kind, bars, s.lines if s.kind != "instrumental" else ()))
     needed = sum(b for _, b, _ in blocks) + 1  # + the closing bar
     if needed > total_bars:
-        lines = sum(len(s.lines) for s in sections)
+        n_lines = sum(len(s.lines) for s in sections)
         raise InvalidRequest(
-            "lyrics", lines,
-            f"the lyrics need at least {needed * bar_s:.0f} s at {bpm:.0f} bpm ({lines} lines) "
-            f"but the song is {total_bars * bar_s:.0f} s; raise the duration or shorten the lyrics")
+            "lyrics",
+            n_lines,
+            f"the lyrics need at least {needed * bar_s:.0f} s at {bpm:.0f} bpm ({n_lines} lines) "
+            f"but the song is {total_bars * bar_s:.0f} s; raise the duration or shorten the lyrics",
+        )
     spare = total_bars - needed
     kinds = [k for k, _, _ in blocks]
     if "intro" not in kinds:
@@ -150,7 +167,8 @@ def plan_form(sections: list[Section], total_bars: int, line_bars: int, bpm: flo
         spare -= bars
     if outro_bars:
         blocks.append(("outro", outro_bars, ()))
-    placed, bar = [], 0
+    placed: list[PlacedSection] = []
+    bar = 0
     for kind, bars, lines in blocks:
         placed.append(PlacedSection(kind, bar, bars, lines, sung and bool(lines)))
         bar += bars
@@ -161,9 +179,14 @@ def plan_form(sections: list[Section], total_bars: int, line_bars: int, bpm: flo
 def instrumental_sections(total_bars: int, line_bars: int) -> list[Section]:
     """A form for a song without lyrics: verse and chorus melodies for the lead instrument."""
     phrase = ("la la la la la la", "la la la la la la la la")
-    blocks = max(1, (total_bars - 4) // (8 * line_bars))
-    kinds = ["verse", "chorus"] * ((blocks + 1) // 2)
-    return [Section(k, phrase * 2) for k in kinds[:blocks]]
+    lines_left = max(1, (total_bars - 1) // line_bars * 3 // 4)  # a quarter stays for intro, breaks, ending
+    sections: list[Section] = []
+    kinds = ("verse", "chorus")
+    while lines_left > 0:
+        count = min(4, lines_left)
+        sections.append(Section(kinds[len(sections) % 2], (phrase * 2)[:count]))
+        lines_left -= count
+    return sections
 
 
 class Composer:
@@ -211,7 +234,9 @@ class Composer:
                 degree = progression[i % len(progression)]
                 if section is form[-1]:
                     degree = 0
-                chords.append(diatonic_chord(self.style.tonic_pc, self.style.mode, degree, self.style.genre.sevenths))
+                chords.append(
+                    diatonic_chord(self.style.tonic_pc, self.style.mode, degree, self.style.genre.sevenths)
+                )
         return chords
 
     def _time(self, bar: int, step: float, score: Score) -> float:
@@ -254,24 +279,40 @@ class Composer:
                 voicing = voice_chord(chord, voicing)
                 last_bar = i == section.bars - 1
                 if closing:
-                    self._add(drums, bar, drum_bar(genre.drums, bar_steps, 1, True, False)[-1:], score, gain, 0)
-                    self._add(bass, bar, bass_bar("pulse", chord, chord, bar_steps, self.scale), score, gain, 0)
+                    self._add(
+                        drums, bar, drum_bar(genre.drums, bar_steps, 1, True, False)[-1:], score, gain, 0
+                    )
+                    self._add(
+                        bass, bar, bass_bar("pulse", chord, chord, bar_steps, self.scale), score, gain, 0
+                    )
                     for part in comps:
                         self._add(part, bar, comp_bar("pad", voicing, bar_steps), score, gain, 0)
                     bar += 1
                     continue
                 quiet_intro = section.kind == "intro" and i < section.bars // 2
                 if not quiet_intro:
-                    hits = drum_bar(genre.drums, bar_steps, intensity,
-                                    crash=i == 0 and section.kind in ("chorus", "instrumental"),
-                                    fill=last_bar and next_kind in ("chorus", "instrumental") and section.bars > 1)
+                    hits = drum_bar(
+                        genre.drums,
+                        bar_steps,
+                        intensity,
+                        crash=i == 0 and section.kind in ("chorus", "instrumental"),
+                        fill=last_bar and next_kind in ("chorus", "instrumental") and section.bars > 1,
+                    )
                     self._add(drums, bar, hits, score, gain, 0.004)
                 if section.kind != "intro" or i >= section.bars - 2:
-                    self._add(bass, bar, bass_bar(genre.bass[1], chord, next_chord, bar_steps, self.scale),
-                              score, gain, 0.004)
+                    self._add(
+                        bass,
+                        bar,
+                        bass_bar(genre.bass[1], chord, next_chord, bar_steps, self.scale),
+                        score,
+                        gain,
+                        0.004,
+                    )
                 players = comps if intensity >= 2 or len(comps) == 1 else comps[:1]
                 for part, (_, pattern) in zip(players, genre.comp, strict=False):
-                    style = "pad" if section.kind == "bridge" and part is comps[0] and len(comps) > 1 else pattern
+                    style = (
+                        "pad" if section.kind == "bridge" and part is comps[0] and len(comps) > 1 else pattern
+                    )
                     self._add(part, bar, comp_bar(style, voicing, bar_steps), score, gain * 0.9, 0.006)
                 if pad is not None and section.kind in ("chorus", "bridge", "instrumental", "outro"):
                     pad_voicing = tuple(p + 12 for p in voicing)
@@ -294,8 +335,16 @@ class Composer:
             for line_index, line in enumerate(section.lines):
                 first_bar = section.start_bar + line_index * score.line_bars
                 counts = syllables_per_word(line)
-                melody = self._line_melody(section.kind, line_index, sum(counts), line_steps,
-                                           chords[first_bar:first_bar + score.line_bars], bar_steps, low, high)
+                melody = self._line_melody(
+                    section.kind,
+                    line_index,
+                    sum(counts),
+                    line_steps,
+                    chords[first_bar : first_bar + score.line_bars],
+                    bar_steps,
+                    low,
+                    high,
+                )
                 timed = []
                 for step, steps, pitch in melody:
                     bar = first_bar + int(step // bar_steps)
@@ -311,7 +360,9 @@ class Composer:
         tune = self._line_melody("chorus", 0, 8, line_steps, [], bar_steps, low, high)
         for section in score.sections:
             if section.kind in ("instrumental",) and not section.lines:
-                for start_bar in range(section.start_bar, section.start_bar + section.bars - 1, score.line_bars):
+                for start_bar in range(
+                    section.start_bar, section.start_bar + section.bars - 1, score.line_bars
+                ):
                     if start_bar + score.line_bars > section.start_bar + section.bars:
                         break
                     chord_pcs = chords[start_bar].pitch_classes
@@ -324,8 +375,17 @@ class Composer:
         if lead.notes:
             score.parts.append(lead)
 
-    def _line_melody(self, kind: str, line_index: int, syllables: int, line_steps: int, chords: list[Chord],
-                     bar_steps: int, low: int, high: int) -> list[tuple[float, float, int]]:
+    def _line_melody(
+        self,
+        kind: str,
+        line_index: int,
+        syllables: int,
+        line_steps: int,
+        chords: list[Chord],
+        bar_steps: int,
+        low: int,
+        high: int,
+    ) -> list[tuple[float, float, int]]:
         """(step, length in steps, pitch) per syllable; depends only on seed, kind, line and syllables."""
         rng = _sub_rng(self.seed, "melody", kind, line_index % 4, syllables)
         rest = max(2, line_steps // 8)

@@ -42,7 +42,9 @@ class _Event(ctypes.Structure):
     ]
 
 
-_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_Callback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ class Espeak:
                     return ctypes.CDLL(name)
                 except OSError:
                     continue
-        raise MissingTool("libespeak-ng is not installed; run scripts/install.sh (apt: espeak-ng, brew: espeak-ng)")
+        raise MissingTool(
+            "libespeak-ng is not installed; run scripts/install.sh (apt: espeak-ng, brew: espeak-ng)"
+        )
 
     def _on_audio(self, wav: ctypes._Pointer, count: int, events: ctypes._Pointer) -> int:
         if count > 0:

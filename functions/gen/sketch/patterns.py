@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from functions.gen.sketch.theory import Chord, nearest_pitch
 
 KICK, SNARE, CLAP, RIM, CLOSED_HAT, PEDAL_HAT, OPEN_HAT, CRASH, RIDE, TAMBOURINE, SHAKER = (
-    36, 38, 39, 37, 42, 44, 46, 49, 51, 54, 70)
+    36,
+    38,
+    39,
+    37,
+    42,
+    44,
+    46,
+    49,
+    51,
+    54,
+    70,
+)
 LOW_TOM, MID_TOM, HIGH_TOM = 45, 47, 50
 
 # Velocity by pattern character: X accent, x normal, o soft.
@@ -15,30 +26,76 @@ _VELOCITY = {"X": 118, "x": 96, "o": 62}
 
 # Per pattern: (drum, 16-step string, lowest intensity at which it plays).
 DRUM_PATTERNS: dict[str, tuple[tuple[int, str, int], ...]] = {
-    "backbeat": ((KICK, "x.......x.x.....", 2), (SNARE, "....x.......x...", 2),
-                 (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1), (TAMBOURINE, "....o.......o...", 3)),
-    "four": ((KICK, "x...x...x...x...", 1), (CLAP, "....x.......x...", 2),
-             (CLOSED_HAT, "o.o.o.o.o.o.o.o.", 2), (OPEN_HAT, "..x...x...x...x.", 3)),
-    "rock": ((KICK, "x.....x.x.......", 2), (SNARE, "....X.......X...", 2),
-             (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1), (RIDE, "x.x.x.x.x.x.x.x.", 3)),
-    "punk": ((KICK, "x.x.x.x.x.x.x.x.", 2), (SNARE, "....X.......X...", 2),
-             (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1)),
-    "metal": ((KICK, "xxxxxxxxxxxxxxxx", 2), (SNARE, "....X.......X...", 2),
-              (CLOSED_HAT, "x...x...x...x...", 1), (CRASH, "x.......x.......", 3)),
-    "boombap": ((KICK, "x......x..x.....", 2), (SNARE, "....x.......x...", 2),
-                (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1), (OPEN_HAT, "..............o.", 3)),
-    "jazz": ((RIDE, "x...x.x.x...x.x.", 1), (PEDAL_HAT, "....x.......x...", 1),
-             (KICK, "o.......o.......", 2), (SNARE, "......o.......o.", 3)),
-    "bossa": ((KICK, "x..x x..x..x x..".replace(" ", "."), 2), (RIM, "x..x..x...x..x..", 1),
-              (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1)),
-    "onedrop": ((KICK, "........x.......", 2), (RIM, "........x.......", 2),
-                (CLOSED_HAT, "..x...x...x...x.", 1), (OPEN_HAT, "..............x.", 3)),
-    "shuffle": ((KICK, "x.......x.......", 2), (SNARE, "....x.......x...", 2),
-                (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1), (RIDE, "x.x.x.x.x.x.x.x.", 3)),
-    "folk": ((KICK, "x.......x.......", 2), (RIM, "....x.......x...", 2),
-             (TAMBOURINE, "..x...x...x...x.", 1), (SNARE, "....o.......o...", 3)),
-    "ballad": ((KICK, "x.........x.....", 2), (RIM, "........x.......", 2),
-               (CLOSED_HAT, "x...x...x...x...", 1), (SNARE, "........x.......", 3)),
+    "backbeat": (
+        (KICK, "x.......x.x.....", 2),
+        (SNARE, "....x.......x...", 2),
+        (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1),
+        (TAMBOURINE, "....o.......o...", 3),
+    ),
+    "four": (
+        (KICK, "x...x...x...x...", 1),
+        (CLAP, "....x.......x...", 2),
+        (CLOSED_HAT, "o.o.o.o.o.o.o.o.", 2),
+        (OPEN_HAT, "..x...x...x...x.", 3),
+    ),
+    "rock": (
+        (KICK, "x.....x.x.......", 2),
+        (SNARE, "....X.......X...", 2),
+        (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1),
+        (RIDE, "x.x.x.x.x.x.x.x.", 3),
+    ),
+    "punk": (
+        (KICK, "x.x.x.x.x.x.x.x.", 2),
+        (SNARE, "....X.......X...", 2),
+        (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1),
+    ),
+    "metal": (
+        (KICK, "xxxxxxxxxxxxxxxx", 2),
+        (SNARE, "....X.......X...", 2),
+        (CLOSED_HAT, "x...x...x...x...", 1),
+        (CRASH, "x.......x.......", 3),
+    ),
+    "boombap": (
+        (KICK, "x......x..x.....", 2),
+        (SNARE, "....x.......x...", 2),
+        (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1),
+        (OPEN_HAT, "..............o.", 3),
+    ),
+    "jazz": (
+        (RIDE, "x...x.x.x...x.x.", 1),
+        (PEDAL_HAT, "....x.......x...", 1),
+        (KICK, "o.......o.......", 2),
+        (SNARE, "......o.......o.", 3),
+    ),
+    "bossa": (
+        (KICK, "x..x x..x..x x..".replace(" ", "."), 2),
+        (RIM, "x..x..x...x..x..", 1),
+        (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1),
+    ),
+    "onedrop": (
+        (KICK, "........x.......", 2),
+        (RIM, "........x.......", 2),
+        (CLOSED_HAT, "..x...x...x...x.", 1),
+        (OPEN_HAT, "..............x.", 3),
+    ),
+    "shuffle": (
+        (KICK, "x.......x.......", 2),
+        (SNARE, "....x.......x...", 2),
+        (CLOSED_HAT, "x.x.x.x.x.x.x.x.", 1),
+        (RIDE, "x.x.x.x.x.x.x.x.", 3),
+    ),
+    "folk": (
+        (KICK, "x.......x.......", 2),
+        (RIM, "....x.......x...", 2),
+        (TAMBOURINE, "..x...x...x...x.", 1),
+        (SNARE, "....o.......o...", 3),
+    ),
+    "ballad": (
+        (KICK, "x.........x.....", 2),
+        (RIM, "........x.......", 2),
+        (CLOSED_HAT, "x...x...x...x...", 1),
+        (SNARE, "........x.......", 3),
+    ),
     "waltz": ((KICK, "x...........", 2), (SNARE, "....o...o...", 2), (CLOSED_HAT, "x.x.x.x.x.x.", 1)),
     "none": (),
 }
@@ -77,7 +134,9 @@ def _pattern_steps(pattern: str, bar_steps: int) -> list[int]:
     return [i for i, ch in enumerate(pattern[:bar_steps]) if ch == "x"]
 
 
-def bass_bar(pattern: str, chord: Chord, next_chord: Chord, bar_steps: int, scale: tuple[int, ...]) -> list[Hit]:
+def bass_bar(
+    pattern: str, chord: Chord, next_chord: Chord, bar_steps: int, scale: tuple[int, ...]
+) -> list[Hit]:
     """One bar of bass following `chord`, leading towards `next_chord` where the pattern walks."""
     root = nearest_pitch((chord.root_pc,), 40, 33, 52)
     fifth = root + 7
@@ -102,11 +161,15 @@ def bass_bar(pattern: str, chord: Chord, next_chord: Chord, bar_steps: int, scal
         return [Hit(i * 4, 3.6, p, 92 - 6 * (i % 2)) for i, p in enumerate(line)]
     if pattern == "synco":
         pitches = [root, root, fifth, root + 12, fifth, root]
-        return [Hit(s, 1.5, pitches[i % len(pitches)], 96) for i, s in
-                enumerate(_pattern_steps("x..x..x.x..x.x..", bar_steps))]
+        return [
+            Hit(s, 1.5, pitches[i % len(pitches)], 96)
+            for i, s in enumerate(_pattern_steps("x..x..x.x..x.x..", bar_steps))
+        ]
     if pattern == "reggae":
-        return [Hit(s, 2.5, p, 98) for s, p in zip(_pattern_steps("x.....x.x.......", bar_steps),
-                                                      [root, root, fifth], strict=False)]
+        return [
+            Hit(s, 2.5, p, 98)
+            for s, p in zip(_pattern_steps("x.....x.x.......", bar_steps), [root, root, fifth], strict=False)
+        ]
     if pattern == "sub":
         return [Hit(0, 6.5, root, 104), Hit(10 if beats == 4 else 7, 5.5, root, 96)]
     raise ValueError(f"unknown bass pattern {pattern!r}")

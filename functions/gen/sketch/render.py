@@ -30,17 +30,41 @@ def write_midi(parts: list[Part], path: Path) -> None:
 class StemRender:
     """A FluidSynth process rendering one stem's MIDI file to raw float32; started now, read later."""
 
-    def __init__(self, fluidsynth: str, soundfont: Path, midi_path: Path, sample_rate_hz: int,
-                 reverb: bool = True) -> None:
+    def __init__(
+        self, fluidsynth: str, soundfont: Path, midi_path: Path, sample_rate_hz: int, reverb: bool = True
+    ) -> None:
         self.raw_path = midi_path.with_suffix(".f32")
         self.sample_rate_hz = sample_rate_hz
         # -z 4096: write the render in 4096-frame periods, not 64 (91k write calls per stem -> 1.4k;
         # event timing is unchanged: the player runs on FluidSynth's internal 64-sample clock).
         # Dynamic sample loading reads only the soundfont samples the song plays.
-        command = [fluidsynth, "-ni", "-q", "-C", "0", "-R", "1" if reverb else "0", "-g", str(FLUIDSYNTH_GAIN),
-                   "-z", "4096", "-o", "synth.dynamic-sample-loading=1",
-                   "-r", str(RENDER_RATE_HZ), "-T", "raw", "-O", "float", "-E", "little",
-                   "-F", str(self.raw_path), str(soundfont), str(midi_path)]
+        command = [
+            fluidsynth,
+            "-ni",
+            "-q",
+            "-C",
+            "0",
+            "-R",
+            "1" if reverb else "0",
+            "-g",
+            str(FLUIDSYNTH_GAIN),
+            "-z",
+            "4096",
+            "-o",
+            "synth.dynamic-sample-loading=1",
+            "-r",
+            str(RENDER_RATE_HZ),
+            "-T",
+            "raw",
+            "-O",
+            "float",
+            "-E",
+            "little",
+            "-F",
+            str(self.raw_path),
+            str(soundfont),
+            str(midi_path),
+        ]
         try:
             self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except FileNotFoundError as exc:

@@ -54,7 +54,9 @@ def diatonic_chord(tonic_pc: int, mode: str, degree: int, sevenths: bool) -> Cho
     return Chord((tonic_pc + steps[degree]) % 12, tuple(intervals))
 
 
-def voice_chord(chord: Chord, previous: tuple[int, ...] | None, low: int = 52, high: int = 72) -> tuple[int, ...]:
+def voice_chord(
+    chord: Chord, previous: tuple[int, ...] | None, low: int = 52, high: int = 72
+) -> tuple[int, ...]:
     """Close voicing of `chord` inside [low, high] that moves least from `previous`."""
     candidates = []
     pcs = chord.pitch_classes

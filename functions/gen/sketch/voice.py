@@ -116,7 +116,9 @@ def _sing_line(line: SungLine, analysis: _Analysis) -> tuple[float, np.ndarray]:
                 position[a:out_onset] = seg_start + np.arange(pre) / ratio
             length = max(1, out_end - out_onset)
             vowel_start = seg_start + consonant
-            position[out_onset:out_end] = vowel_start + np.linspace(0, max(0, seg_end - vowel_start - 1), length)
+            position[out_onset:out_end] = vowel_start + np.linspace(
+                0, max(0, seg_end - vowel_start - 1), length
+            )
             midi[a:out_end] = pitch
             gain[a:out_end] = 1.0
 
@@ -133,8 +135,9 @@ def _sing_line(line: SungLine, analysis: _Analysis) -> tuple[float, np.ndarray]:
     ap = analysis.ap[lo] * (1 - frac) + analysis.ap[hi] * frac
     voiced_out = (analysis.f0[np.rint(index).astype(int)] > 0) & (gain > 0)
     f0 = np.where(voiced_out, 440.0 * 2 ** ((midi + vibrato - 69) / 12), 0.0)
-    audio = pyworld.synthesize(f0, np.ascontiguousarray(sp), np.ascontiguousarray(ap), ANALYSIS_RATE_HZ,
-                               SYNTH_FRAME_MS)
+    audio = pyworld.synthesize(
+        f0, np.ascontiguousarray(sp), np.ascontiguousarray(ap), ANALYSIS_RATE_HZ, SYNTH_FRAME_MS
+    )
     envelope = np.repeat(uniform_filter1d(gain, size=3), int(ANALYSIS_RATE_HZ * SYNTH_FRAME_MS / 1000))
     n = min(len(audio), len(envelope))
     return t0, (audio[:n] * envelope[:n]).astype(np.float32)
@@ -170,15 +173,19 @@ def _room(n_samples: int, rate_hz: int, seed: int) -> np.ndarray:
     return (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
 
 
-def sing(lines: list[SungLine], gender: str, duration_s: float, sample_rate_hz: int, workers: int) -> np.ndarray:
+def sing(
+    lines: list[SungLine], gender: str, duration_s: float, sample_rate_hz: int, workers: int
+) -> np.ndarray:
     """The vocal stem, float32 [2, samples] at `sample_rate_hz`, every line on its notes."""
-    n_out = int(round(duration_s * sample_rate_hz))
+    n_out = round(duration_s * sample_rate_hz)
     if not lines:
         return np.zeros((2, n_out), np.float32)
     voice, f0_floor = VOICES[gender]
     texts = sorted({line.text for line in lines})  # repeated choruses are analysed once
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        analyses = dict(zip(texts, pool.map(lambda text: _analyse(text, voice, f0_floor), texts), strict=True))
+        analyses = dict(
+            zip(texts, pool.map(lambda text: _analyse(text, voice, f0_floor), texts), strict=True)
+        )
         rendered = list(pool.map(lambda line: _sing_line(line, analyses[line.text]), lines))
     dry = np.zeros(int(duration_s * ANALYSIS_RATE_HZ) + ANALYSIS_RATE_HZ, np.float32)
     for start_s, audio in rendered:

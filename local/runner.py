@@ -1,0 +1,133 @@
+"""The local runner: executes pipeline jobs in-process and records them in the library."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from functions.errors import InvalidRequest, RefrainError
+from functions.gen import Engine, get_engine
+from functions.pipeline import PostOptions, make_songs
+from functions.request import SongRequest
+from infra.db import Job, Song
+from infra.settings import Settings
+from infra.storage import LocalStorage
+from local.device import pick_device
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.2
+
+
+class LocalRunner:
+    """Runs jobs on a small thread pool; a job's state lives in the database, so restarts lose nothing."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker, storage: LocalStorage) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.device = pick_device(settings.device)
+        self._pool = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="refrain-job")
+        self._lock = threading.Lock()
+
+    def engine(self, name: str) -> Engine:
+        return get_engine(name, self.device, soundfont=self.settings.soundfont)
+
+    def submit(self, request: SongRequest) -> str:
+        with self.sessions() as session:
+            job = Job(request=request.model_dump(mode="json"))
+            session.add(job)
+            session.commit()
+            job_id = job.id
+        self._pool.submit(self._run, job_id)
+        return job_id
+
+    def resume_unfinished(self) -> int:
+        """Re-queue jobs a previous process left queued or running."""
+        with self.sessions() as session:
+            ids = session.scalars(select(Job.id).where(Job.status.in_(("queued", "running")))).all()
+        for job_id in ids:
+            shutil.rmtree(self.storage.song_dir(job_id), ignore_errors=True)
+            self._pool.submit(self._run, job_id)
+        return len(ids)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _update(self, job_id: str, **fields: object) -> None:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            for name, value in fields.items():
+                setattr(job, name, value)
+            session.commit()
+
+    def _run(self, job_id: str) -> None:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status in ("complete", "error"):
+                return
+            request = SongRequest(**job.request)
+        self._update(job_id, status="running", stage="starting", step=0, total=0)
+        last = [0.0]
+
+        def on_progress(stage: str, step: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL_S or step == total:
+                last[0] = now
+                self._update(job_id, stage=stage, step=step, total=total)
+
+        try:
+            post = PostOptions(
+                target_lufs=self.settings.target_lufs,
+                ceiling_dbtp=self.settings.true_peak_dbtp,
+                ffmpeg=self.settings.ffmpeg,
+            )
+            outputs = make_songs(
+                request,
+                self.storage.song_dir(job_id),
+                post=post,
+                engine=self.engine(request.engine),
+                on_progress=on_progress,
+            )
+        except (InvalidRequest, RefrainError) as exc:
+            self._update(job_id, status="error", stage="error", error=str(exc), finished_at=datetime.now(UTC))
+            return
+        except Exception as exc:  # a bug: keep the studio up, say what happened
+            log.exception("job %s failed", job_id)
+            self._update(
+                job_id,
+                status="error",
+                stage="error",
+                error=f"internal error: {exc}",
+                finished_at=datetime.now(UTC),
+            )
+            return
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            for out in outputs:
+                session.add(
+                    Song(
+                        job_id=job_id,
+                        variation=out.index,
+                        title=out.title,
+                        prompt=request.prompt,
+                        lyrics=out.lyrics,
+                        style=", ".join(request.style_tags),
+                        engine=out.metadata["engine"],
+                        seed=out.seed,
+                        duration_s=out.duration_s,
+                        files={fmt: self.storage.key_for(path) for fmt, path in out.files.items()},
+                        song_metadata=out.metadata,
+                    )
+                )
+            job.status, job.stage, job.finished_at = "complete", "complete", datetime.now(UTC)
+            session.commit()

@@ -1,0 +1,123 @@
+"""The studio's API: create songs, follow jobs, list the library, fetch files (with range requests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from functions.gen import known_engines
+from functions.pipeline import prepare
+from functions.request import build_request
+from infra.db import Job, Song
+from local.runner import LocalRunner
+from web.schemas import EnginesPublic, JobPublic, SongCreate, SongPublic
+
+router = APIRouter(prefix="/api/v1")
+files_router = APIRouter()
+MEDIA_TYPES = {"m4a": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav"}
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_runner(request: Request) -> LocalRunner:
+    return request.app.state.runner
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+RunnerDep = Annotated[LocalRunner, Depends(get_runner)]
+
+
+def song_public(song: Song) -> SongPublic:
+    return SongPublic(
+        id=song.id,
+        job_id=song.job_id,
+        title=song.title,
+        prompt=song.prompt,
+        lyrics=song.lyrics,
+        style=song.style,
+        engine=song.engine,
+        seed=song.seed,
+        duration_s=song.duration_s,
+        created_at=song.created_at,
+        metadata=song.song_metadata,
+        urls={fmt: f"/files/{song.id}/{fmt}" for fmt in song.files},
+    )
+
+
+def job_public(job: Job) -> JobPublic:
+    return JobPublic(
+        id=job.id,
+        status=job.status,
+        stage=job.stage,
+        step=job.step,
+        total=job.total,
+        error=job.error,
+        created_at=job.created_at,
+        songs=[song_public(s) for s in job.songs],
+    )
+
+
+@router.get("/engines")
+def list_engines(request: Request) -> EnginesPublic:
+    return EnginesPublic(engines=known_engines(), default=request.app.state.settings.default_engine)
+
+
+@router.post("/songs", status_code=202)
+def create_songs(body: SongCreate, runner: RunnerDep, session: SessionDep) -> JobPublic:
+    """Queue a request; answers at once with the job to follow. Bad requests get 422 and one message."""
+    fields = body.model_dump(exclude_none=True)
+    fields["style_tags"] = fields.pop("style", "")
+    fields["negative_tags"] = fields.pop("negative", "")
+    fields.setdefault("engine", runner.settings.default_engine)
+    song_request = build_request(**fields)  # InvalidRequest -> 422 (see main.py)
+    engine = runner.engine(song_request.engine)
+    prepare(song_request, engine)  # lyrics that cannot fit the duration are refused now, not later
+    job = session.get(Job, runner.submit(song_request))
+    assert job is not None
+    return job_public(job)
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, session: SessionDep) -> JobPublic:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job_public(job)
+
+
+@router.get("/songs")
+def list_songs(session: SessionDep, limit: int = 100) -> list[SongPublic]:
+    limit = max(1, min(limit, 500))
+    songs = session.scalars(select(Song).order_by(Song.created_at.desc(), Song.variation).limit(limit)).all()
+    return [song_public(s) for s in songs]
+
+
+@router.get("/songs/{song_id}")
+def get_song(song_id: str, session: SessionDep) -> SongPublic:
+    song = session.get(Song, song_id)
+    if song is None:
+        raise HTTPException(404, f"no song {song_id}")
+    return song_public(song)
+
+
+@files_router.api_route("/files/{song_id}/{fmt}", methods=["GET", "HEAD"])
+def get_file(song_id: str, fmt: str, request: Request, session: SessionDep) -> FileResponse:
+    """The song's file; Starlette answers Range requests (206) so players can seek."""
+    song = session.get(Song, song_id)
+    if song is None or fmt not in song.files:
+        raise HTTPException(404, f"no {fmt} file for song {song_id}")
+    path = request.app.state.storage.path_for(song.files[fmt])
+    if not path.is_file():
+        raise HTTPException(404, f"the {fmt} file of song {song_id} is missing from storage")
+    filename = f"{song.title or 'song'}-{song.variation + 1}.{fmt}".replace("/", "-")
+    return FileResponse(
+        path, media_type=MEDIA_TYPES[fmt], filename=filename, content_disposition_type="inline"
+    )

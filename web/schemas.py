@@ -1,0 +1,55 @@
+"""Request and response bodies of the studio's API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class SongCreate(BaseModel):
+    prompt: str = ""
+    lyrics: str = ""
+    style: str = Field(default="", description="comma-separated style tags")
+    negative: str = Field(default="", description="comma-separated tags to avoid")
+    title: str = ""
+    instrumental: bool = False
+    duration_s: float = 30.0
+    seed: int | None = None
+    variations: int = 2
+    engine: str | None = None
+    bpm: float | None = None
+    key: str | None = None
+    time_signature: str | None = None
+
+
+class SongPublic(BaseModel):
+    id: str
+    job_id: str
+    title: str
+    prompt: str
+    lyrics: str
+    style: str
+    engine: str
+    seed: int
+    duration_s: float
+    created_at: datetime
+    urls: dict[str, str]
+    metadata: dict[str, Any]
+
+
+class JobPublic(BaseModel):
+    id: str
+    status: str
+    stage: str
+    step: int
+    total: int
+    error: str | None
+    created_at: datetime
+    songs: list[SongPublic]
+
+
+class EnginesPublic(BaseModel):
+    engines: list[str]
+    default: str

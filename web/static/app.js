@@ -1,0 +1,89 @@
+// Refrain local studio: create songs, follow their progress, play and download the library.
+"use strict";
+const $ = (id) => document.getElementById(id);
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || `request failed (${response.status})`);
+  return body;
+}
+
+function element(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function songItem(song) {
+  const meta = song.metadata || {};
+  const item = element("li", { class: "song" });
+  const title = element("h3", {}, song.title || "Untitled", element("span", { class: "ai" }, "AI-generated"));
+  const details = [`${song.duration_s.toFixed(0)} s`, meta.genre, meta.bpm && `${meta.bpm} bpm`, meta.key,
+    `seed ${song.seed}`, `${song.engine} engine`, meta.integrated_lufs !== undefined && `${meta.integrated_lufs} LUFS`]
+    .filter(Boolean).join(" · ");
+  const audio = element("audio", { controls: "", preload: "none", src: song.urls.m4a || song.urls.mp3 || song.urls.wav,
+    "aria-label": `Play ${song.title}` });
+  const downloads = element("div", { class: "downloads" });
+  for (const [fmt, url] of Object.entries(song.urls)) {
+    downloads.append(element("a", { href: url, download: "" }, `Download ${fmt}`));
+  }
+  item.append(title, element("div", { class: "meta" }, details), audio, downloads);
+  if (song.lyrics) item.append(element("pre", { class: "lyrics" }, song.lyrics));
+  return item;
+}
+
+async function loadLibrary() {
+  const songs = await api("/api/v1/songs");
+  $("songs").replaceChildren(...songs.map(songItem));
+}
+
+function followJob(job) {
+  const box = element("div", { class: "job", "data-job": job.id });
+  const label = element("div", {}, "queued");
+  const bar = element("progress", { max: "1", value: "0", "aria-label": "progress" });
+  box.append(label, bar);
+  $("jobs").prepend(box);
+  const tick = async () => {
+    let current;
+    try { current = await api(`/api/v1/jobs/${job.id}`); } catch (e) { label.textContent = e.message; return; }
+    const steps = current.total ? ` ${current.step}/${current.total}` : "";
+    label.textContent = `${current.stage}${steps}`;
+    bar.max = Math.max(current.total, 1);
+    bar.value = current.step;
+    if (current.status === "complete") { box.remove(); await loadLibrary(); return; }
+    if (current.status === "error") { label.textContent = `Failed: ${current.error}`; label.className = "error"; return; }
+    setTimeout(tick, 500);
+  };
+  tick();
+}
+
+async function create(event) {
+  event.preventDefault();
+  $("error").hidden = true;
+  const body = {
+    prompt: $("prompt").value, lyrics: $("lyrics").value, style: $("style").value, title: $("title").value,
+    instrumental: $("instrumental").checked, duration_s: Number($("duration").value || 30),
+    variations: Number($("variations").value || 2), engine: $("engine").value || undefined,
+  };
+  if ($("seed").value !== "") body.seed = Number($("seed").value);
+  $("create").disabled = true;
+  try {
+    followJob(await api("/api/v1/songs", { method: "POST", body: JSON.stringify(body) }));
+  } catch (e) {
+    $("error").textContent = e.message;
+    $("error").hidden = false;
+  } finally {
+    $("create").disabled = false;
+  }
+}
+
+async function init() {
+  const { engines, default: fallback } = await api("/api/v1/engines");
+  $("engine").replaceChildren(...engines.map((name) => element("option", name === fallback ? { selected: "" } : {}, name)));
+  $("create-form").addEventListener("submit", create);
+  await loadLibrary();
+}
+
+init();
