@@ -123,13 +123,9 @@ def _finish(
 ) -> SongOutput:
     mastered = master(song.audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
     names = output_names(base_name, index, post.formats)
-    master_wav = stage / names["wav"] if "wav" in names else stage / f".{base_name}-{index}-master.wav"
-    write_wav(mastered.audio, song.sample_rate_hz, master_wav)
     files = {fmt: stage / name for fmt, name in names.items()}
     comment = f"{AI_LABEL} with Refrain ({song.engine} engine, seed {song.seed})"
-    encode(master_wav, files, song.title or request.title, comment, post.ffmpeg)
-    if "wav" not in names:
-        master_wav.unlink()
+    encode(mastered.audio, song.sample_rate_hz, files, song.title or request.title, comment, post.ffmpeg)
     stems: dict[str, Path] = {}
     if stem_stage is not None and song.stems is not None:
         stem_base = names[post.formats[0]].rsplit(".", 1)[0]

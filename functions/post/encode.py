@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,25 +45,40 @@ def write_wav(audio: np.ndarray, sample_rate_hz: int, path: Path) -> None:
 
 
 def encode(
-    master_wav: Path, outputs: dict[str, Path], title: str, comment: str, ffmpeg: str = "ffmpeg"
+    audio: np.ndarray,
+    sample_rate_hz: int,
+    outputs: dict[str, Path],
+    title: str,
+    comment: str,
+    ffmpeg: str = "ffmpeg",
 ) -> None:
-    """Encode `master_wav` into every format in `outputs` (format -> path) at once, one process each."""
+    """Write every format in `outputs` (format -> path) from float32 `audio` [2, samples], all at once.
+
+    The encoders read raw float32 from pipes while the wav is written, so no intermediate file is needed
+    and the slowest encoder (AAC) starts at once.
+    """
+    unknown = [fmt for fmt in outputs if fmt not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(FORMATS)}")
+    interleaved = np.ascontiguousarray(audio.T, dtype="<f4").tobytes()
     processes = []
     for fmt, path in outputs.items():
         if fmt == "wav":
             continue
-        if fmt not in _CODEC_ARGS:
-            raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         command = [
             ffmpeg,
             "-nostdin",
             "-v",
             "error",
             "-y",
+            "-f",
+            "f32le",
+            "-ar",
+            str(sample_rate_hz),
+            "-ac",
+            str(audio.shape[0]),
             "-i",
-            str(master_wav),
-            "-map_metadata",
-            "-1",
+            "pipe:0",
             *_CODEC_ARGS[fmt],
             "-metadata",
             f"title={title}",
@@ -74,17 +90,34 @@ def encode(
             "+bitexact",
             str(path),
         ]
+        command.remove("-nostdin")  # stdin is the audio here
         try:
-            processes.append((fmt, subprocess.Popen(command, stderr=subprocess.PIPE)))
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError as exc:
             raise MissingTool(f"ffmpeg is not installed ({ffmpeg}); run scripts/install.sh") from exc
+        feeder = threading.Thread(target=_feed, args=(process, interleaved), daemon=True)
+        feeder.start()
+        processes.append((fmt, process, feeder))
+    if "wav" in outputs:
+        write_wav(audio, sample_rate_hz, outputs["wav"])
     failures = []
-    for fmt, process in processes:
-        _, stderr = process.communicate()
-        if process.returncode != 0:
+    for fmt, process, feeder in processes:
+        feeder.join()
+        stderr = process.stderr.read() if process.stderr else b""
+        if process.wait() != 0:
             failures.append(f"{fmt}: {stderr.decode(errors='replace').strip()[:200]}")
     if failures:
         raise RuntimeError("ffmpeg failed: " + "; ".join(failures))
+
+
+def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
+    assert process.stdin is not None
+    try:
+        process.stdin.write(data)
+    except BrokenPipeError:
+        pass  # ffmpeg stopped early; its exit status and stderr say why
+    finally:
+        process.stdin.close()
 
 
 def output_names(base: str, index: int, formats: Sequence[str]) -> dict[str, str]:

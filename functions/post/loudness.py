@@ -39,7 +39,8 @@ def hop_energies(weighted: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     """Sum of squares of the K-weighted signal per 100 ms hop, summed over channels [hops]."""
     hop = round(HOP_S * sample_rate_hz)
     n = weighted.shape[-1] // hop * hop
-    return np.square(weighted[:, :n], dtype=np.float64).reshape(weighted.shape[0], -1, hop).sum(axis=(0, 2))
+    frames = weighted[:, :n].reshape(weighted.shape[0], -1, hop)
+    return np.einsum("chk,chk->h", frames, frames, dtype=np.float64)
 
 
 def gated_loudness(hops: np.ndarray, sample_rate_hz: int) -> float:
@@ -82,27 +83,28 @@ class PeakMeter:
     def __init__(self, audio: np.ndarray, block: int = 64) -> None:
         self.audio = np.asarray(audio, dtype=np.float32)
         self.block = block
-        n_blocks = -(-self.audio.shape[-1] // block)
-        padded = np.zeros((self.audio.shape[0], n_blocks * block), np.float32)
-        padded[:, : self.audio.shape[-1]] = self.audio
-        self._padded = padded
-        sample_peak = np.abs(padded).max(axis=0).reshape(n_blocks, block).max(axis=1)
+        self.n = self.audio.shape[-1]
+        full = self.n // block * block
+        body = self.audio[:, :full].reshape(self.audio.shape[0], -1, block)  # a view: no copy of the song
+        peak = np.maximum(body.max(axis=2), -body.min(axis=2)).max(axis=0)
+        if full < self.n:
+            tail = self.audio[:, full:]
+            peak = np.append(peak, max(float(tail.max()), -float(tail.min())))
+        self.sample_peak = peak
         reach = max(1, -(-7 // block))
-        self.sample_peak = sample_peak
         worst = max(float(np.abs(p).sum()) for p in _oversampling_phases())
-        self.bound = maximum_filter1d(sample_peak, size=2 * reach + 1) * max(1.0, worst)
-        self.exact = np.full(n_blocks, np.nan, np.float32)
+        self.bound = maximum_filter1d(peak, size=2 * reach + 1) * max(1.0, worst)
+        self.exact = np.full(len(peak), np.nan, np.float32)
 
     def _compute(self, blocks: np.ndarray) -> None:
         pad = 8
-        source = np.pad(self._padded, ((0, 0), (pad, pad)))
-        starts = blocks * self.block
-        index = starts[:, None] + np.arange(self.block + 2 * pad)[None, :]
-        peaks = (
-            np.abs(self._padded).reshape(self._padded.shape[0], -1, self.block)[:, blocks].max(axis=(0, 2))
-        )
-        for channel in source:
+        index = blocks[:, None] * self.block + np.arange(-pad, self.block + pad)[None, :]
+        outside = (index < 0) | (index >= self.n)
+        np.clip(index, 0, self.n - 1, out=index)
+        peaks = self.sample_peak[blocks].astype(np.float32)
+        for channel in self.audio:
             windows = channel[index]  # [blocks, block + 2 pad]
+            windows[outside] = 0.0
             for phase in _oversampling_phases():
                 out = correlate1d(windows, phase, axis=-1, mode="constant")[:, pad:-pad]
                 np.maximum(peaks, np.abs(out).max(axis=1), out=peaks)

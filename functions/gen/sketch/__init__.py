@@ -115,7 +115,12 @@ class SketchEngine:
                     midi_path = Path(tmp) / f"v{v}-{stem}.mid"
                     write_midi(parts, midi_path)
                     jobs[stem] = StemRender(
-                        self.fluidsynth, self.soundfont, midi_path, SAMPLE_RATE_HZ, reverb=stem != "bass"
+                        self.fluidsynth,
+                        self.soundfont,
+                        midi_path,
+                        SAMPLE_RATE_HZ,
+                        n_samples,
+                        reverb=stem != "bass",
                     )
                 renders.append(jobs)
             # The singer works while FluidSynth renders in its own processes.
@@ -137,7 +142,7 @@ class SketchEngine:
                 stems = {}
                 for stem in band_stems:
                     job = renders[v].get(stem)
-                    stems[stem] = job.result(n_samples) if job else np.zeros((2, n_samples), np.float32)
+                    stems[stem] = job.result() if job else np.zeros((2, n_samples), np.float32)
                     done += 1
                     on_progress("composing", done, total)
                 stems["vocals"] = vocals[v]
@@ -148,18 +153,23 @@ class SketchEngine:
         self, request: SongRequest, score: Score, seed: int, stems: dict[str, np.ndarray]
     ) -> RenderedSong:
         """Balance the stems, fade the last bar, and sum them into the mix."""
-        band = stems["drums"] + stems["bass"] + stems["other"]
-        band_rms = float(np.sqrt(np.mean(band**2))) or 1.0
+        # Big arrays are touched as few times as possible: fresh pages are expensive on small VMs.
+        mix = np.zeros_like(stems["drums"])
+        for name in ("drums", "bass", "other"):
+            mix += stems[name]
+        band_rms = float(np.sqrt(np.einsum("ij,ij->", mix, mix, dtype=np.float64) / mix.size)) or 1.0
         vocal = stems["vocals"]
-        active = np.abs(vocal).max(axis=0) > 1e-3
-        if active.any():
-            vocal_rms = float(np.sqrt(np.mean(vocal[:, active] ** 2)))
-            stems["vocals"] = vocal * (VOCAL_TO_BAND_RMS * band_rms / vocal_rms)
-        fade = np.ones(stems["drums"].shape[1], np.float32)
+        energy = np.einsum("ij,ij->j", vocal, vocal)
+        sung_samples = int(np.count_nonzero(energy > 1e-6))
+        if sung_samples:
+            vocal_rms = float(np.sqrt(energy.sum(dtype=np.float64) / (2 * sung_samples)))
+            vocal *= np.float32(VOCAL_TO_BAND_RMS * band_rms / vocal_rms)
+        mix += vocal
         fade_len = int(min(score.bar_s, 2.5) * SAMPLE_RATE_HZ)
-        fade[-fade_len:] = np.linspace(1.0, 0.0, fade_len) ** 2
-        ordered = {name: (stems[name] * fade).astype(np.float32) for name in STEM_NAMES}
-        mix = np.sum([ordered[name] for name in STEM_NAMES], axis=0).astype(np.float32)
+        fade = np.linspace(1.0, 0.0, fade_len, dtype=np.float32) ** 2
+        for audio in (*stems.values(), mix):
+            audio[:, -fade_len:] *= fade  # only the last bar fades
+        ordered = {name: stems[name] for name in STEM_NAMES}
         style = score.style
         sections = [Section(s.kind, s.lines) for s in score.sections if s.lines and s.sung]
         return RenderedSong(

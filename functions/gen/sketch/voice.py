@@ -127,13 +127,12 @@ def _sing_line(line: SungLine, analysis: _Analysis) -> tuple[float, np.ndarray]:
     midi = uniform_filter1d(midi, size=7)
     t = np.arange(frames) * SYNTH_FRAME_MS / 1000
     vibrato = 0.25 * np.sin(2 * np.pi * 5.5 * t) * np.clip((_note_age(gain) - 0.18) / 0.3, 0, 1)
-    index = np.clip(position, 0, len(analysis.f0) - 1)
-    lo = np.floor(index).astype(int)
-    hi = np.minimum(lo + 1, len(analysis.f0) - 1)
-    frac = (index - lo)[:, None]
-    sp = analysis.sp[lo] * (1 - frac) + analysis.sp[hi] * frac
-    ap = analysis.ap[lo] * (1 - frac) + analysis.ap[hi] * frac
-    voiced_out = (analysis.f0[np.rint(index).astype(int)] > 0) & (gain > 0)
+    # nearest analysis frame (10 ms) for each 5 ms output frame: WORLD smooths between pulses anyway,
+    # and indexing avoids six frame-by-bin temporaries per line
+    index = np.rint(np.clip(position, 0, len(analysis.f0) - 1)).astype(int)
+    sp = analysis.sp[index]
+    ap = analysis.ap[index]
+    voiced_out = (analysis.f0[index] > 0) & (gain > 0)
     f0 = np.where(voiced_out, 440.0 * 2 ** ((midi + vibrato - 69) / 12), 0.0)
     audio = pyworld.synthesize(
         f0, np.ascontiguousarray(sp), np.ascontiguousarray(ap), ANALYSIS_RATE_HZ, SYNTH_FRAME_MS
@@ -164,7 +163,7 @@ def _note_age(gain: np.ndarray) -> np.ndarray:
     return age
 
 
-def _room(n_samples: int, rate_hz: int, seed: int) -> np.ndarray:
+def _room(rate_hz: int, seed: int) -> np.ndarray:
     """A small room's impulse response: decaying noise, deterministic."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(0.9 * rate_hz)) / rate_hz
@@ -194,10 +193,10 @@ def sing(
         dry[i:end] += audio[: end - i]
     peak = float(np.max(np.abs(dry))) or 1.0
     dry /= peak
-    stereo = []
-    for channel_seed in (11, 12):  # different rooms left and right: width without moving the voice
-        wet = fftconvolve(dry, _room(len(dry), ANALYSIS_RATE_HZ, channel_seed))[: len(dry)]
-        mixed = dry + 0.22 * wet
-        up = resample_poly(mixed, sample_rate_hz, ANALYSIS_RATE_HZ)[:n_out]
-        stereo.append(np.pad(up, (0, n_out - len(up))))
-    return np.asarray(stereo, dtype=np.float32)
+    # different rooms left and right: width without moving the voice
+    rooms = np.stack([_room(ANALYSIS_RATE_HZ, seed) for seed in (11, 12)])
+    wet = fftconvolve(dry[None, :], rooms, axes=1)[:, : len(dry)]
+    up = resample_poly(dry[None, :] + 0.22 * wet, sample_rate_hz, ANALYSIS_RATE_HZ, axis=1)[:, :n_out]
+    out = np.zeros((2, n_out), np.float32)
+    out[:, : up.shape[1]] = up
+    return out
