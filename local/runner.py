@@ -113,6 +113,7 @@ class LocalRunner:
         with self.sessions() as session:
             job = session.get(Job, job_id)
             assert job is not None
+            finished = datetime.now(UTC)  # one time for the whole job keeps its variations in order
             for out in outputs:
                 session.add(
                     Song(
@@ -127,7 +128,8 @@ class LocalRunner:
                         duration_s=out.duration_s,
                         files={fmt: self.storage.key_for(path) for fmt, path in out.files.items()},
                         song_metadata=out.metadata,
+                        created_at=finished,
                     )
                 )
-            job.status, job.stage, job.finished_at = "complete", "complete", datetime.now(UTC)
+            job.status, job.stage, job.finished_at = "complete", "complete", finished
             session.commit()

@@ -64,7 +64,7 @@ def test_create_follow_play_download(client: TestClient) -> None:
     assert client.head(song["urls"]["mp3"]).status_code == 200
 
     library = client.get("/api/v1/songs").json()
-    assert {s["id"] for s in library} == {s["id"] for s in job["songs"]}
+    assert [s["id"] for s in library] == [s["id"] for s in job["songs"]]  # variation 1 first
     assert client.get(f"/api/v1/songs/{song['id']}").json()["title"] == song["title"]
 
 

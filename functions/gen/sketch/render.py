@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
-from scipy.signal import resample_poly
+import soxr
 
 from functions.errors import MissingTool
 from functions.gen.sketch.compose import Part
@@ -108,10 +108,10 @@ class StemRender:
             self._error = f"FluidSynth failed: {stderr.decode(errors='replace').strip()[:300]}"
             return
         raw = np.fromfile(self.raw_path, dtype="<f4")
-        stereo = raw[: len(raw) // 2 * 2].reshape(-1, 2).T
-        stereo = resample_poly(stereo, self.sample_rate_hz, RENDER_RATE_HZ, axis=1)[:, : self.n_samples]
+        frames = soxr.resample(raw[: len(raw) // 2 * 2].reshape(-1, 2), RENDER_RATE_HZ, self.sample_rate_hz)
         out = np.zeros((2, self.n_samples), np.float32)
-        out[:, : stereo.shape[1]] = stereo
+        kept = min(self.n_samples, len(frames))
+        out[:, :kept] = frames[:kept].T
         self._audio = out
 
     def result(self) -> np.ndarray:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyworld
+import soxr
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import fftconvolve, resample_poly
 
@@ -196,7 +197,12 @@ def sing(
     # different rooms left and right: width without moving the voice
     rooms = np.stack([_room(ANALYSIS_RATE_HZ, seed) for seed in (11, 12)])
     wet = fftconvolve(dry[None, :], rooms, axes=1)[:, : len(dry)]
-    up = resample_poly(dry[None, :] + 0.22 * wet, sample_rate_hz, ANALYSIS_RATE_HZ, axis=1)[:, :n_out]
+    up = soxr.resample(
+        np.ascontiguousarray((dry[None, :] + 0.22 * wet).T, dtype=np.float32),
+        ANALYSIS_RATE_HZ,
+        sample_rate_hz,
+    )
     out = np.zeros((2, n_out), np.float32)
-    out[:, : up.shape[1]] = up
+    kept = min(n_out, len(up))
+    out[:, :kept] = up[:kept].T
     return out
