@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
+.venv/bin/python -m pip check
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
