@@ -19,48 +19,21 @@ SECONDS_PER_LINE_MAX = 5.4
 INTRO_OUTRO_S = 6.0
 
 # (kind, lines) forms, smallest first; a chorus is written once and repeated verbatim.
+_VERSE_CHORUS = (("verse", 4), ("chorus", 4))
+_BUILD = (("verse", 4), ("pre-chorus", 2), ("chorus", 4))
+_BRIDGE = (("bridge", 4), ("chorus", 4))
 FORMS: tuple[tuple[tuple[str, int], ...], ...] = (
     (("verse", 1), ("chorus", 1)),  # fits 10 s at any tempo the sketch engine plays
     (("verse", 2), ("chorus", 2)),
     (("verse", 4), ("chorus", 2)),
-    (("verse", 4), ("chorus", 4)),
-    (("verse", 4), ("pre-chorus", 2), ("chorus", 4)),
+    _VERSE_CHORUS,
+    _BUILD,
     (("verse", 2), ("chorus", 4), ("verse", 2), ("chorus", 4)),
-    (("verse", 4), ("chorus", 4), ("verse", 4), ("chorus", 4)),
-    (("verse", 4), ("pre-chorus", 2), ("chorus", 4), ("verse", 4), ("pre-chorus", 2), ("chorus", 4)),
-    (
-        ("verse", 4),
-        ("pre-chorus", 2),
-        ("chorus", 4),
-        ("verse", 4),
-        ("pre-chorus", 2),
-        ("chorus", 4),
-        ("bridge", 4),
-        ("chorus", 4),
-    ),
-    (
-        ("verse", 4),
-        ("pre-chorus", 2),
-        ("chorus", 4),
-        ("verse", 4),
-        ("pre-chorus", 2),
-        ("chorus", 4),
-        ("bridge", 4),
-        ("chorus", 4),
-        ("outro", 2),
-    ),
-    (
-        ("verse", 4),
-        ("pre-chorus", 2),
-        ("chorus", 4),
-        ("verse", 4),
-        ("pre-chorus", 2),
-        ("chorus", 4),
-        ("verse", 4),
-        ("bridge", 4),
-        ("chorus", 4),
-        ("outro", 2),
-    ),
+    _VERSE_CHORUS * 2,
+    _BUILD * 2,
+    _BUILD * 2 + _BRIDGE,
+    _BUILD * 2 + _BRIDGE + (("outro", 2),),
+    _BUILD * 2 + (("verse", 4),) + _BRIDGE + (("outro", 2),),
 )
 
 _TEMPLATES: dict[str, tuple[str, ...]] = {
