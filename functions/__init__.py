@@ -1,1 +1,10 @@
 """Plain-Python job bodies shared by Modal and the local runner."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("refrain")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"
+
+__all__ = ["__version__"]

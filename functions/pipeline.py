@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from functions import __version__
 from functions.errors import InvalidRequest
 from functions.gen import get_engine
 from functions.gen.engine import STEM_NAMES, Engine, RenderedSong
 from functions.gen.lyricist import Lyricist, TemplateLyricist
-from functions.post.encode import AI_LABEL, FORMATS, encode, output_names, write_wav
+from functions.post.credentials import MIME_TYPES, Provenance, SigningMaterial, sign
+from functions.post.encode import AI_LABEL, FORMATS, encode, make_hls, output_names, write_wav
 from functions.post.master import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, master
 from functions.progress import ProgressFn, no_progress
 from functions.request import SongRequest
@@ -26,6 +28,9 @@ class PostOptions:
     target_lufs: float = DEFAULT_TARGET_LUFS
     ceiling_dbtp: float = DEFAULT_CEILING_DBTP
     formats: tuple[str, ...] = FORMATS
+    hls: bool = False  # HLS playlist + 4 s segments from the m4a, for in-browser streaming
+    signing: SigningMaterial | None = None  # C2PA credentials on every file; None signs nothing
+    share_prompt: bool = True  # False: credentials hold only the prompt's SHA-256
     ffmpeg: str = "ffmpeg"
 
 
@@ -105,7 +110,7 @@ def make_songs(
             on_progress("encoding", i + 1, len(rendered))
         on_progress("saving", 1, 1)
     for output in outputs:
-        output.files = {fmt: out_dir / path.name for fmt, path in output.files.items()}
+        output.files = {fmt: out_dir / path.relative_to(stage) for fmt, path in output.files.items()}
         if stems_dir is not None:
             output.stems = {name: stems_dir / path.name for name, path in output.stems.items()}
     return outputs
@@ -124,15 +129,37 @@ def _finish(
     mastered = master(song.audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
     names = output_names(base_name, index, post.formats)
     files = {fmt: stage / name for fmt, name in names.items()}
+    title = song.title or request.title
     comment = f"{AI_LABEL} with Refrain ({song.engine} engine, seed {song.seed})"
-    encode(mastered.audio, song.sample_rate_hz, files, song.title or request.title, comment, post.ffmpeg)
+    if post.hls and "m4a" not in files:
+        files["m4a"] = stage / f".{base_name}-{index}-stream.m4a"  # the HLS source only
+    encode(mastered.audio, song.sample_rate_hz, files, title, comment, post.ffmpeg)
+    if post.hls:
+        stem_name = names[post.formats[0]].split(".", 1)[0]
+        files["hls"] = make_hls(files["m4a"], stage / f"{stem_name}.hls", post.ffmpeg)
+        if files["m4a"].name.startswith("."):
+            files.pop("m4a").unlink()
     stems: dict[str, Path] = {}
     if stem_stage is not None and song.stems is not None:
-        stem_base = names[post.formats[0]].rsplit(".", 1)[0]
+        stem_base = names[post.formats[0]].split(".", 1)[0]
         for name in STEM_NAMES:
             path = stem_stage / f"{stem_base}-{name}.wav"
             write_wav(song.stems[name] * mastered.gain, song.sample_rate_hz, path)  # same gain as the mix
             stems[name] = path
+    # Signing is the last byte-changing step for every file that leaves Refrain.
+    if post.signing is not None:
+        provenance = Provenance(
+            title=title,
+            engine=song.engine,
+            model_version=song.model_version,
+            seed=song.seed,
+            prompt=request.prompt,
+            share_prompt=post.share_prompt,
+            extra={"duration_s": round(song.duration_s, 3), "lyrics_by": written_by},
+        )
+        for path in [*files.values(), *stems.values()]:
+            if path.suffix in MIME_TYPES:
+                sign(path, provenance, post.signing, __version__)
     report = mastered.report
     return SongOutput(
         index=index,
@@ -150,6 +177,7 @@ def _finish(
             "integrated_lufs": round(report.integrated_lufs, 2),
             "true_peak_dbtp": round(report.true_peak_dbtp, 2),
             "ai_generated": True,
+            "content_credentials": "c2pa" if post.signing is not None else "none",
         },
     )
 
@@ -186,6 +214,9 @@ def _staging(directory: Path | None) -> Iterator[Path | None]:
         yield stage
         for path in sorted(stage.iterdir()):
             if not path.name.startswith("."):
-                os.replace(path, directory / path.name)
+                target = directory / path.name
+                if target.is_dir():
+                    shutil.rmtree(target)  # a previous run's HLS folder: replaced as a whole
+                os.replace(path, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

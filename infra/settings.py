@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,12 +10,24 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from functions.errors import RefrainError
+from functions.post.credentials import SigningMaterial, dev_signing_material
+
+
+def _default_data_dir() -> Path:
+    """Per-user, so the CLI never scatters files into whatever folder it runs in."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Refrain"
+    return Path.home() / ".local" / "share" / "refrain"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REFRAIN_", env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
-    data_dir: Path = Field(default=Path("data"), description="SQLite library and song files live here")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="library, song files, dev signing keys"
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite under data_dir if unset"
     )
@@ -27,6 +40,22 @@ class Settings(BaseSettings):
     target_lufs: float = -14.0
     true_peak_dbtp: float = -1.0
     worker_threads: int = 1
+    sign: bool = Field(
+        default=True, description="C2PA-sign every file (a dev chain is made if no key is set)"
+    )
+    c2pa_key_file: Path | None = Field(default=None, description="production signing key (PEM)")
+    c2pa_chain_file: Path | None = Field(default=None, description="its certificate chain, leaf first (PEM)")
+    share_prompt: bool = Field(default=True, description="False: credentials record only the prompt's hash")
+
+    def signing_material(self) -> SigningMaterial | None:
+        """The configured key and chain; in development a local dev chain; never a dev chain in production."""
+        if not self.sign:
+            return None
+        if self.c2pa_key_file and self.c2pa_chain_file:
+            return SigningMaterial(self.c2pa_key_file.read_bytes(), self.c2pa_chain_file.read_bytes())
+        if self.environment == "production":
+            raise RefrainError("REFRAIN_C2PA_KEY_FILE and REFRAIN_C2PA_CHAIN_FILE must be set in production")
+        return dev_signing_material(self.data_dir / "c2pa")
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from functions.errors import InvalidRequest, MissingTool, RefrainError
 from functions.gen import get_engine, known_engines
 from functions.pipeline import PostOptions, make_songs
+from functions.post.credentials import describe, verify
 from functions.post.encode import FORMATS
 from functions.request import build_request
 from infra.settings import get_settings
@@ -51,8 +52,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--stems", type=Path, default=None, metavar="DIR", help="also write vocals/drums/bass/other wav"
     )
     p.add_argument("--out", type=Path, required=True, help="output file: song.m4a, song.mp3 or song.wav")
+    p.add_argument(
+        "--private-prompt",
+        action="store_true",
+        help="content credentials record only a hash of the prompt, not its text",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def build_verify_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="genmusic verify", description="Show what a file's content credentials say.")
+    p.add_argument("file", type=Path)
+    p.add_argument(
+        "--trust-anchor",
+        type=Path,
+        default=None,
+        help="PEM root to trust (default: this machine's development root, if any)",
+    )
+    return p
+
+
+def verify_file(argv: Sequence[str]) -> int:
+    args = build_verify_parser().parse_args(argv)
+    if not args.file.is_file():
+        raise InvalidRequest("file", str(args.file), f"no such file: {args.file}")
+    anchor_path = args.trust_anchor or get_settings().data_dir / "c2pa" / "root.pem"
+    anchor = anchor_path.read_bytes() if anchor_path.is_file() else None
+    if args.trust_anchor is not None and anchor is None:
+        raise InvalidRequest("trust_anchor", str(args.trust_anchor), f"no such file: {args.trust_anchor}")
+    report = verify(args.file, anchor)
+    print(f"{args.file}")
+    print(describe(report))
+    if report.state == "Trusted":
+        print(
+            f"  trusted through: {anchor_path}"
+            + ("" if args.trust_anchor else " (this machine's development root)")
+        )
+    return 0 if report.state in ("Valid", "Trusted", "None") else 1
 
 
 def _read_lyrics(value: str) -> str:
@@ -91,10 +128,13 @@ class _ProgressBar:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["verify"]:
+        return verify_file(argv[1:])
     args = build_parser().parse_args(argv)
     settings = get_settings()
     suffix = args.out.suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
+    if suffix not in FORMATS or suffix == "preview.mp3":
         raise InvalidRequest(
             "out", str(args.out), f"--out must end in .{', .'.join(FORMATS)} (got {args.out.name})"
         )
@@ -120,6 +160,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         ceiling_dbtp=settings.true_peak_dbtp,
         formats=(suffix,),
         ffmpeg=settings.ffmpeg,
+        signing=settings.signing_material(),
+        share_prompt=settings.share_prompt and not args.private_prompt,
     )
     if not -30.0 <= post.target_lufs <= -5.0:
         raise InvalidRequest("lufs", post.target_lufs, f"--lufs {post.target_lufs} is outside -30…-5")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from functions.errors import InvalidRequest, RefrainError
 from functions.gen import Engine, get_engine
 from functions.pipeline import PostOptions, make_songs
+from functions.post.encode import STUDIO_FORMATS
 from functions.request import SongRequest
 from infra.db import Job, Song
 from infra.settings import Settings
@@ -33,6 +34,7 @@ class LocalRunner:
         self.sessions = sessions
         self.storage = storage
         self.device = pick_device(settings.device)
+        self.signing = settings.signing_material()
         self._pool = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="refrain-job")
         self._lock = threading.Lock()
 
@@ -88,6 +90,10 @@ class LocalRunner:
             post = PostOptions(
                 target_lufs=self.settings.target_lufs,
                 ceiling_dbtp=self.settings.true_peak_dbtp,
+                formats=STUDIO_FORMATS,
+                hls=True,
+                signing=self.signing,
+                share_prompt=self.settings.share_prompt,
                 ffmpeg=self.settings.ffmpeg,
             )
             outputs = make_songs(

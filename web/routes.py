@@ -19,7 +19,14 @@ from web.schemas import EnginesPublic, JobPublic, SongCreate, SongPublic
 
 router = APIRouter(prefix="/api/v1")
 files_router = APIRouter()
-MEDIA_TYPES = {"m4a": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav"}
+MEDIA_TYPES = {
+    "m4a": "audio/mp4",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "preview.mp3": "audio/mpeg",
+}
+HLS_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment", ".mp4": "audio/mp4"}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -48,7 +55,10 @@ def song_public(song: Song) -> SongPublic:
         duration_s=song.duration_s,
         created_at=song.created_at,
         metadata=song.song_metadata,
-        urls={fmt: f"/files/{song.id}/{fmt}" for fmt in song.files},
+        urls={
+            fmt: f"/files/{song.id}/hls/index.m3u8" if fmt == "hls" else f"/files/{song.id}/{fmt}"
+            for fmt in song.files
+        },
     )
 
 
@@ -108,11 +118,30 @@ def get_song(song_id: str, session: SessionDep) -> SongPublic:
     return song_public(song)
 
 
+@files_router.api_route("/files/{song_id}/hls/{name}", methods=["GET", "HEAD"])
+def get_hls_file(song_id: str, name: str, request: Request, session: SessionDep) -> FileResponse:
+    """The song's HLS playlist and segments, for in-browser streaming."""
+    song = session.get(Song, song_id)
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    if (
+        song is None
+        or "hls" not in song.files
+        or "/" in name
+        or name.startswith(".")
+        or suffix not in HLS_TYPES
+    ):
+        raise HTTPException(404, f"no HLS file {name} for song {song_id}")
+    path = request.app.state.storage.path_for(song.files["hls"]).parent / name
+    if not path.is_file():
+        raise HTTPException(404, f"no HLS file {name} for song {song_id}")
+    return FileResponse(path, media_type=HLS_TYPES[suffix])
+
+
 @files_router.api_route("/files/{song_id}/{fmt}", methods=["GET", "HEAD"])
 def get_file(song_id: str, fmt: str, request: Request, session: SessionDep) -> FileResponse:
     """The song's file; Starlette answers Range requests (206) so players can seek."""
     song = session.get(Song, song_id)
-    if song is None or fmt not in song.files:
+    if song is None or fmt not in MEDIA_TYPES or fmt not in song.files:
         raise HTTPException(404, f"no {fmt} file for song {song_id}")
     path = request.app.state.storage.path_for(song.files[fmt])
     if not path.is_file():

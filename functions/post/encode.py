@@ -1,4 +1,4 @@
-"""Encoding with ffmpeg: 24-bit wav master, m4a (AAC, faststart) and mp3, run side by side."""
+"""Encoding with ffmpeg: 24-bit wav, m4a (AAC 256k, faststart), mp3 (320k and a 128k preview), flac, HLS."""
 
 from __future__ import annotations
 
@@ -12,31 +12,20 @@ import soundfile
 
 from functions.errors import MissingTool
 
-FORMATS = ("wav", "m4a", "mp3")
+FORMATS = ("wav", "m4a", "mp3", "flac", "preview.mp3")
+STUDIO_FORMATS = FORMATS
 AI_LABEL = "AI-generated"
 # Native AAC encoder at 256 kbit/s: its bit-saving tools (M/S, intensity stereo, PNS, TNS) buy
 # nothing audible at this rate and cost 3.5x the encoding time (8.5 s -> 2.4 s for 3 minutes).
+_AAC = ["-c:a", "aac", "-b:a", "256k", "-aac_coder", "fast"]
+_AAC += ["-aac_ms", "0", "-aac_is", "0", "-aac_pns", "0", "-aac_tns", "0", "-movflags", "+faststart"]
 _CODEC_ARGS = {
-    "m4a": [
-        "-c:a",
-        "aac",
-        "-b:a",
-        "256k",
-        "-aac_coder",
-        "fast",
-        "-aac_ms",
-        "0",
-        "-aac_is",
-        "0",
-        "-aac_pns",
-        "0",
-        "-aac_tns",
-        "0",
-        "-movflags",
-        "+faststart",
-    ],
+    "m4a": _AAC,
     "mp3": ["-c:a", "libmp3lame", "-b:a", "320k", "-compression_level", "7", "-id3v2_version", "3"],
+    "preview.mp3": ["-c:a", "libmp3lame", "-b:a", "128k", "-compression_level", "7", "-id3v2_version", "3"],
+    "flac": ["-c:a", "flac", "-sample_fmt", "s32", "-bits_per_raw_sample", "24", "-compression_level", "5"],
 }
+HLS_SEGMENT_S = 4
 
 
 def write_wav(audio: np.ndarray, sample_rate_hz: int, path: Path) -> None:
@@ -118,6 +107,44 @@ def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
         pass  # ffmpeg stopped early; its exit status and stderr say why
     finally:
         process.stdin.close()
+
+
+def make_hls(m4a: Path, folder: Path, ffmpeg: str = "ffmpeg") -> Path:
+    """HLS for in-browser streaming: the m4a's AAC remuxed (no re-encode) into 4 s fMP4 segments."""
+    folder.mkdir(parents=True, exist_ok=True)
+    playlist = folder / "index.m3u8"
+    command = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(m4a),
+        "-c",
+        "copy",
+        "-map_metadata",
+        "-1",
+        "-f",
+        "hls",
+        "-hls_time",
+        str(HLS_SEGMENT_S),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+        "-hls_segment_filename",
+        str(folder / "segment-%03d.m4s"),
+        "-fflags",
+        "+bitexact",
+        str(playlist),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg HLS failed: {result.stderr.strip()[:200]}")
+    return playlist
 
 
 def output_names(base: str, index: int, formats: Sequence[str]) -> dict[str, str]:

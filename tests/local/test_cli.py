@@ -66,8 +66,53 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path: Path) -> No
     genmusic(*args, "--seed", "5", "--out", str(tmp_path / "a.wav"))
     genmusic(*args, "--seed", "5", "--out", str(tmp_path / "b.wav"))
     genmusic(*args, "--seed", "6", "--out", str(tmp_path / "c.wav"))
-    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
-    assert (tmp_path / "a.wav").read_bytes() != (tmp_path / "c.wav").read_bytes()
+    # Signed files differ in their credentials (time, signature); the audio is bit-identical.
+    a, b, c = (read(tmp_path / f"{name}.wav")[0] for name in "abc")
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_unsigned_files_are_byte_identical(tmp_path: Path) -> None:
+    args = ["--prompt", "lofi study beat", "--duration", "10", "--variations", "1", "--seed", "5"]
+    unsigned = {"REFRAIN_SIGN": "false"}
+    genmusic(*args, "--out", str(tmp_path / "a.m4a"), env=unsigned)
+    genmusic(*args, "--out", str(tmp_path / "b.m4a"), env=unsigned)
+    assert (tmp_path / "a.m4a").read_bytes() == (tmp_path / "b.m4a").read_bytes()
+    assert "content credentials: none" in genmusic("verify", str(tmp_path / "a.m4a")).stdout
+
+
+def test_songs_and_stems_carry_content_credentials(summer_songs: Path) -> None:
+    for path in [summer_songs / "song.m4a", summer_songs / "stems" / "song-vocals.wav"]:
+        report = genmusic("verify", str(path)).stdout
+        assert "content credentials: Trusted" in report
+        assert "c2pa.created (trainedAlgorithmicMedia)" in report
+        assert "prompt: upbeat synth-pop about summer rain" in report
+        assert "engine: sketch" in report
+
+
+def test_private_prompt_records_only_a_hash(tmp_path: Path) -> None:
+    genmusic(
+        "--prompt",
+        "my secret song idea",
+        "--duration",
+        "10",
+        "--variations",
+        "1",
+        "--private-prompt",
+        "--out",
+        str(tmp_path / "s.mp3"),
+    )
+    report = genmusic("verify", str(tmp_path / "s.mp3")).stdout
+    assert "my secret" not in report and "prompt_sha256" in report
+
+
+def test_verify_refuses_a_tampered_file(tmp_path: Path) -> None:
+    genmusic("--prompt", "pop", "--duration", "10", "--variations", "1", "--out", str(tmp_path / "s.wav"))
+    data = bytearray((tmp_path / "s.wav").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "s.wav").write_bytes(bytes(data))
+    result = genmusic("verify", str(tmp_path / "s.wav"), check=False)
+    assert result.returncode == 1 and "content credentials: Invalid" in result.stdout
 
 
 def test_user_lyrics_and_mp3_output(tmp_path: Path) -> None:
@@ -114,6 +159,7 @@ BAD_INPUTS = [
         "raise the duration or shorten the lyrics",
     ),
     (["--lyrics", "[middle eight]\\nhello there", "--out", "x.m4a"], "unknown section tag"),
+    (["verify", "missing.m4a"], "no such file"),
 ]
 
 

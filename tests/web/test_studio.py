@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from functions.post.credentials import verify
 from infra.db import Job, make_engine, make_sessions
 from infra.settings import Settings
 from web.main import create_app
@@ -53,7 +54,8 @@ def test_create_follow_play_download(client: TestClient) -> None:
     assert {"singing", "mastering"} & job["seen_stages"]
     assert len(job["songs"]) == 2
     song = job["songs"][0]
-    assert set(song["urls"]) == {"wav", "m4a", "mp3"}
+    assert set(song["urls"]) == {"wav", "m4a", "mp3", "flac", "preview.mp3", "hls"}
+    assert song["metadata"]["content_credentials"] == "c2pa"
     assert abs(song["duration_s"] - 12) < 0.01 and song["metadata"]["ai_generated"] is True
 
     whole = client.get(song["urls"]["m4a"])
@@ -62,6 +64,14 @@ def test_create_follow_play_download(client: TestClient) -> None:
     assert part.status_code == 206 and part.content == whole.content[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
     assert client.head(song["urls"]["mp3"]).status_code == 200
+
+    playlist = client.get(song["urls"]["hls"])
+    assert playlist.status_code == 200 and "#EXTM3U" in playlist.text
+    assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
+    segments = [line for line in playlist.text.splitlines() if line.endswith(".m4s")]
+    base = song["urls"]["hls"].rsplit("/", 1)[0]
+    assert segments and client.get(f"{base}/{segments[0]}").status_code == 200
+    assert client.get(f"{base}/..%2Fsong.wav").status_code == 404
 
     library = client.get("/api/v1/songs").json()
     assert [s["id"] for s in library] == [s["id"] for s in job["songs"]]  # variation 1 first
@@ -91,6 +101,20 @@ def test_bad_requests_get_422_with_a_message_and_create_nothing(
     assert response.status_code == 422
     assert message in response.json()["detail"]
     assert client.get("/api/v1/songs").json() == []
+
+
+def test_downloads_carry_credentials(client: TestClient, tmp_path: Path) -> None:
+    created = client.post(
+        "/api/v1/songs",
+        json={"prompt": "lofi beat", "instrumental": True, "duration_s": 10, "variations": 1, "seed": 2},
+    )
+    song = _wait(client, created.json()["id"])["songs"][0]
+    root = client.app.state.settings.data_dir / "c2pa" / "root.pem"  # type: ignore[attr-defined]
+    for fmt in ("m4a", "mp3", "wav", "flac"):
+        path = tmp_path / f"download.{fmt}"
+        path.write_bytes(client.get(song["urls"][fmt]).content)
+        report = verify(path, root.read_bytes())
+        assert report.state == "Trusted" and report.generation["seed"] == 2, fmt
 
 
 def test_unknown_ids_and_formats_are_404(client: TestClient) -> None:
