@@ -176,6 +176,7 @@ def _finish(
             "lyrics_by": written_by,
             "integrated_lufs": round(report.integrated_lufs, 2),
             "true_peak_dbtp": round(report.true_peak_dbtp, 2),
+            "loudness_range_lu": round(report.loudness_range_lu, 1),
             "ai_generated": True,
             "content_credentials": "c2pa" if post.signing is not None else "none",
         },

@@ -61,6 +61,25 @@ def gated_loudness(hops: np.ndarray, sample_rate_hz: int) -> float:
     return float(-0.691 + 10 * np.log10(block_energy[gated].mean()))
 
 
+def loudness_range(hops: np.ndarray, sample_rate_hz: int) -> float:
+    """EBU Tech 3342 loudness range (LU): spread of gated 3 s short-term loudness, 10th to 95th percentile."""
+    per_window = round(3.0 / HOP_S)
+    if len(hops) < per_window:
+        return 0.0
+    energy = np.convolve(hops, np.ones(per_window), mode="valid") / (3.0 * sample_rate_hz)
+    with np.errstate(divide="ignore"):
+        short_term = -0.691 + 10 * np.log10(energy)
+    kept = energy[short_term >= ABSOLUTE_GATE_LUFS]
+    if len(kept) == 0:
+        return 0.0
+    relative_gate = -0.691 + 10 * np.log10(kept.mean()) - 20.0
+    gated = short_term[(short_term >= ABSOLUTE_GATE_LUFS) & (short_term >= relative_gate)]
+    if len(gated) == 0:
+        return 0.0
+    low, high = np.percentile(gated, [10, 95])
+    return float(high - low)
+
+
 def integrated_loudness(audio: np.ndarray, sample_rate_hz: int) -> float:
     """Integrated loudness of `audio` [channels, samples] in LUFS."""
     return gated_loudness(hop_energies(k_weighted(audio, sample_rate_hz), sample_rate_hz), sample_rate_hz)

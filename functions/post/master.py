@@ -8,7 +8,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from functions.errors import InvalidRequest
-from functions.post.loudness import HOP_S, PeakMeter, gated_loudness, k_weighted
+from functions.post.loudness import HOP_S, PeakMeter, gated_loudness, k_weighted, loudness_range
 
 DEFAULT_TARGET_LUFS = -14.0
 DEFAULT_CEILING_DBTP = -1.0
@@ -23,6 +23,7 @@ LIMITER_WINDOW_S = 0.030  # attack/hold/release span: slow enough not to pump on
 class MasterReport:
     integrated_lufs: float
     true_peak_dbtp: float
+    loudness_range_lu: float
     input_lufs: float
     gain_db: float
     max_gain_reduction_db: float
@@ -70,7 +71,7 @@ def master(
         return Mastered(
             audio.copy(),
             np.ones(n, np.float32),
-            MasterReport(input_lufs, float("-inf"), input_lufs, 0.0, 0.0),
+            MasterReport(input_lufs, float("-inf"), 0.0, input_lufs, 0.0, 0.0),
         )
     meter = PeakMeter(audio, BLOCK)
     ceiling = 10 ** ((ceiling_dbtp - headroom_db) / 20)
@@ -112,6 +113,7 @@ def master(
     hops = _hops_from_blocks(block_energy * (gain * curve) ** 2, sample_rate_hz)
     report = MasterReport(
         integrated_lufs=gated_loudness(hops, sample_rate_hz),
+        loudness_range_lu=loudness_range(hops, sample_rate_hz),
         true_peak_dbtp=true_peak,
         input_lufs=input_lufs,
         gain_db=float(20 * np.log10(gain)),
