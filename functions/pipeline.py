@@ -19,6 +19,7 @@ from functions.gen.lyricist import Lyricist, TemplateLyricist
 from functions.post.credentials import MIME_TYPES, Provenance, SigningMaterial, sign
 from functions.post.encode import AI_LABEL, FORMATS, encode, make_hls, output_names, write_wav
 from functions.post.master import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, master
+from functions.post.watermark import Backend, embed, message_for
 from functions.progress import ProgressFn, no_progress
 from functions.request import SongRequest
 
@@ -30,6 +31,7 @@ class PostOptions:
     formats: tuple[str, ...] = FORMATS
     hls: bool = False  # HLS playlist + 4 s segments from the m4a, for in-browser streaming
     signing: SigningMaterial | None = None  # C2PA credentials on every file; None signs nothing
+    watermark: Backend | None = None  # inaudible watermark on every file; None marks nothing
     share_prompt: bool = True  # False: credentials hold only the prompt's SHA-256
     ffmpeg: str = "ffmpeg"
 
@@ -126,7 +128,19 @@ def _finish(
     stem_stage: Path | None,
     written_by: str,
 ) -> SongOutput:
-    mastered = master(song.audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
+    # The watermark goes in before mastering: it moves peaks by up to ~1.5 dB, and mastering after it
+    # keeps the loudness and true-peak promises; mastering's smooth gain leaves the mark readable.
+    audio, song_stems = song.audio, song.stems
+    watermark: dict[str, object] = {"applied": False}
+    if post.watermark is not None:
+        message = message_for(f"{song.seed}:{request.prompt}:{index}")
+        wanted = song_stems if stem_stage is not None else None
+        audio, marked_stems = embed(post.watermark, song.audio, song.sample_rate_hz, message, wanted)
+        song_stems = marked_stems if marked_stems is not None else song_stems
+        watermark = {"applied": True, "backend": post.watermark.name}
+        if post.watermark.name == "audioseal":
+            watermark["message"] = message
+    mastered = master(audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
     names = output_names(base_name, index, post.formats)
     files = {fmt: stage / name for fmt, name in names.items()}
     title = song.title or request.title
@@ -140,11 +154,11 @@ def _finish(
         if files["m4a"].name.startswith("."):
             files.pop("m4a").unlink()
     stems: dict[str, Path] = {}
-    if stem_stage is not None and song.stems is not None:
+    if stem_stage is not None and song_stems is not None:
         stem_base = names[post.formats[0]].split(".", 1)[0]
         for name in STEM_NAMES:
             path = stem_stage / f"{stem_base}-{name}.wav"
-            write_wav(song.stems[name] * mastered.gain, song.sample_rate_hz, path)  # same gain as the mix
+            write_wav(song_stems[name] * mastered.gain, song.sample_rate_hz, path)  # same gain as the mix
             stems[name] = path
     # Signing is the last byte-changing step for every file that leaves Refrain.
     if post.signing is not None:
@@ -155,6 +169,7 @@ def _finish(
             seed=song.seed,
             prompt=request.prompt,
             share_prompt=post.share_prompt,
+            watermark=watermark,
             extra={"duration_s": round(song.duration_s, 3), "lyrics_by": written_by},
         )
         for path in [*files.values(), *stems.values()]:
@@ -179,6 +194,7 @@ def _finish(
             "loudness_range_lu": round(report.loudness_range_lu, 1),
             "ai_generated": True,
             "content_credentials": "c2pa" if post.signing is not None else "none",
+            "watermark": watermark,
         },
     )
 

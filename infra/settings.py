@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.errors import RefrainError
 from functions.post.credentials import SigningMaterial, dev_signing_material
+from functions.post.watermark import Backend, get_backend
 
 
 def _default_data_dir() -> Path:
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
     c2pa_key_file: Path | None = Field(default=None, description="production signing key (PEM)")
     c2pa_chain_file: Path | None = Field(default=None, description="its certificate chain, leaf first (PEM)")
     share_prompt: bool = Field(default=True, description="False: credentials record only the prompt's hash")
+    watermark: Literal["perth", "audioseal", "none"] = "perth"
+    audioseal_generator: Path | None = Field(default=None, description="AudioSeal generator checkpoint")
+    audioseal_detector: Path | None = Field(default=None, description="AudioSeal detector checkpoint")
+
+    def watermark_backend(self, device: str = "cpu") -> Backend | None:
+        if self.watermark == "none":
+            return None
+        return get_backend(self.watermark, device, self.audioseal_generator, self.audioseal_detector)
 
     def signing_material(self) -> SigningMaterial | None:
         """The configured key and chain; in development a local dev chain; never a dev chain in production."""

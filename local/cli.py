@@ -14,7 +14,8 @@ from functions.errors import InvalidRequest, MissingTool, RefrainError
 from functions.gen import get_engine, known_engines
 from functions.pipeline import PostOptions, make_songs
 from functions.post.credentials import describe, verify
-from functions.post.encode import FORMATS
+from functions.post.encode import FORMATS, decode
+from functions.post.watermark import detect
 from functions.request import build_request
 from infra.settings import get_settings
 from local.device import pick_device
@@ -84,6 +85,12 @@ def verify_file(argv: Sequence[str]) -> int:
     report = verify(args.file, anchor)
     print(f"{args.file}")
     print(describe(report))
+    backend = get_settings().watermark_backend()
+    if backend is not None:
+        found = detect(backend, *decode(args.file))
+        payload = f", message {found.message}" if found.message is not None else ""
+        verdict = "present" if found.present else "not found"
+        print(f"watermark ({found.backend}): {verdict}, confidence {found.confidence:.2f}{payload}")
     if report.state == "Trusted":
         print(
             f"  trusted through: {anchor_path}"
@@ -155,19 +162,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     if request.engine not in known_engines():
         get_engine(request.engine)  # raises UnknownEngine listing the known ones
+    device = pick_device(args.device or settings.device)
     post = PostOptions(
         target_lufs=args.lufs if args.lufs is not None else settings.target_lufs,
         ceiling_dbtp=settings.true_peak_dbtp,
         formats=(suffix,),
         ffmpeg=settings.ffmpeg,
         signing=settings.signing_material(),
+        watermark=settings.watermark_backend(device),
         share_prompt=settings.share_prompt and not args.private_prompt,
     )
     if not -30.0 <= post.target_lufs <= -5.0:
         raise InvalidRequest("lufs", post.target_lufs, f"--lufs {post.target_lufs} is outside -30…-5")
-    engine = get_engine(
-        request.engine, pick_device(args.device or settings.device), soundfont=settings.soundfont
-    )
+    engine = get_engine(request.engine, device, soundfont=settings.soundfont)
     bar = _ProgressBar(enabled=not args.quiet)
     try:
         outputs = make_songs(

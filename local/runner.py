@@ -93,6 +93,7 @@ class LocalRunner:
                 formats=STUDIO_FORMATS,
                 hls=True,
                 signing=self.signing,
+                watermark=self.settings.watermark_backend(self.device),
                 share_prompt=self.settings.share_prompt,
                 ffmpeg=self.settings.ffmpeg,
             )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from functions.errors import MissingTool
+from functions.errors import MissingTool, RefrainError
 
 FORMATS = ("wav", "m4a", "mp3", "flac", "preview.mp3")
 STUDIO_FORMATS = FORMATS
@@ -107,6 +107,35 @@ def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
         pass  # ffmpeg stopped early; its exit status and stderr say why
     finally:
         process.stdin.close()
+
+
+def decode(path: Path, ffmpeg: str = "ffmpeg") -> tuple[np.ndarray, int]:
+    """Any file ffmpeg reads, as float32 [2, samples] at its own sample rate."""
+    probe = subprocess.run(
+        [
+            ffmpeg.replace("ffmpeg", "ffprobe"),
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=sample_rate",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0 or not probe.stdout.strip():
+        raise RefrainError(f"cannot read audio from {path.name}")
+    rate = int(probe.stdout.strip().splitlines()[0])
+    raw = subprocess.run(
+        [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "2", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, 2).T.copy(), rate
 
 
 def make_hls(m4a: Path, folder: Path, ffmpeg: str = "ffmpeg") -> Path:
