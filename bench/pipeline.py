@@ -20,7 +20,9 @@ from scipy.signal import resample_poly
 
 from functions.gen import get_engine
 from functions.pipeline import PostOptions, _finish, prepare
-from functions.post.encode import write_wav
+from functions.post.credentials import make_dev_chain
+from functions.post.encode import STUDIO_FORMATS, write_wav
+from functions.post.watermark import get_backend
 from functions.request import build_request
 
 
@@ -65,6 +67,13 @@ def main() -> None:
         finished = time.perf_counter()
         _finish(songs[0], 0, request, "cli", PostOptions(formats=("m4a",)), Path(tmp), None, written_by)
         m4a_only = time.perf_counter() - finished
+        load_start = time.perf_counter()
+        perth = get_backend("perth")
+        watermark_load = time.perf_counter() - load_start
+        studio_post = PostOptions(formats=STUDIO_FORMATS, hls=True, signing=make_dev_chain(), watermark=perth)
+        studio_start = time.perf_counter()
+        _finish(songs[0], 0, request, "studio", studio_post, Path(tmp), None, written_by)
+        studio = time.perf_counter() - studio_start
         reference_start = time.perf_counter()
         _reference_finish(songs[0].audio, songs[0].sample_rate_hz, Path(tmp))
         reference = time.perf_counter() - reference_start
@@ -85,6 +94,12 @@ def main() -> None:
         f"whole pipeline: {total:.2f} s for {args.duration:.0f} s of audio -> "
         f"{args.duration / total:.1f}x real time"
         f" (target >= 20x)"
+    )
+    print(
+        "studio finishing (Perth watermark + master + wav/m4a/mp3/flac/preview + HLS + C2PA signing): "
+        f"{studio:.2f} s -> {args.duration / studio:.1f}x real time (target >= 30x); whole studio pipeline "
+        f"{args.duration / (generated - start + studio):.1f}x; Perth loads once per process "
+        f"in {watermark_load:.2f} s"
     )
     print(
         f"finishing, m4a only as genmusic --out song.m4a does: {m4a_only:.2f} s -> "

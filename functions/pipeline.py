@@ -19,6 +19,7 @@ from functions.gen.lyricist import Lyricist, TemplateLyricist
 from functions.post.credentials import MIME_TYPES, Provenance, SigningMaterial, sign
 from functions.post.encode import AI_LABEL, FORMATS, encode, make_hls, output_names, write_wav
 from functions.post.master import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, master
+from functions.post.stems import Separator, zip_stems
 from functions.post.watermark import Backend, embed, message_for
 from functions.progress import ProgressFn, no_progress
 from functions.request import SongRequest
@@ -32,6 +33,7 @@ class PostOptions:
     hls: bool = False  # HLS playlist + 4 s segments from the m4a, for in-browser streaming
     signing: SigningMaterial | None = None  # C2PA credentials on every file; None signs nothing
     watermark: Backend | None = None  # inaudible watermark on every file; None marks nothing
+    separator: Separator | None = None  # stems for engines that render none (HTDemucs)
     share_prompt: bool = True  # False: credentials hold only the prompt's SHA-256
     ffmpeg: str = "ffmpeg"
 
@@ -154,11 +156,22 @@ def _finish(
         if files["m4a"].name.startswith("."):
             files.pop("m4a").unlink()
     stems: dict[str, Path] = {}
-    if stem_stage is not None and song_stems is not None:
-        stem_base = names[post.formats[0]].split(".", 1)[0]
-        for name in STEM_NAMES:
+    stem_base = names[post.formats[0]].split(".", 1)[0]
+    if stem_stage is not None:
+        if song_stems is not None:  # true stems: the mix's own gain keeps them summing to it
+            finished = {name: song_stems[name] * mastered.gain for name in STEM_NAMES}
+        elif post.separator is not None:  # separated from the finished song, so they carry its watermark
+            finished = post.separator.separate(mastered.audio, song.sample_rate_hz)
+        else:
+            raise InvalidRequest(
+                "stems",
+                song.engine,
+                f"the {song.engine} engine renders no stems and no stem "
+                "model is configured (REFRAIN_STEM_MODEL_DIR)",
+            )
+        for name, stem_audio in finished.items():
             path = stem_stage / f"{stem_base}-{name}.wav"
-            write_wav(song_stems[name] * mastered.gain, song.sample_rate_hz, path)  # same gain as the mix
+            write_wav(stem_audio, song.sample_rate_hz, path)
             stems[name] = path
     # Signing is the last byte-changing step for every file that leaves Refrain.
     if post.signing is not None:
@@ -175,6 +188,8 @@ def _finish(
         for path in [*files.values(), *stems.values()]:
             if path.suffix in MIME_TYPES:
                 sign(path, provenance, post.signing, __version__)
+    if stems and stem_stage is not None:
+        stems["zip"] = zip_stems(dict(stems), stem_stage / f"{stem_base}-stems.zip")
     report = mastered.report
     return SongOutput(
         index=index,

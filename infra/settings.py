@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.errors import RefrainError
 from functions.post.credentials import SigningMaterial, dev_signing_material
+from functions.post.stems import Separator, get_separator
 from functions.post.watermark import Backend, get_backend
 
 
@@ -50,6 +51,14 @@ class Settings(BaseSettings):
     watermark: Literal["perth", "audioseal", "none"] = "perth"
     audioseal_generator: Path | None = Field(default=None, description="AudioSeal generator checkpoint")
     audioseal_detector: Path | None = Field(default=None, description="AudioSeal detector checkpoint")
+
+    stem_model_dir: Path | None = Field(default=None, description="folder holding the demucs model (NAME.th)")
+    stem_model: str = "htdemucs"
+
+    def separator(self, device: str = "cpu") -> Separator | None:
+        if self.stem_model_dir is None:
+            return None
+        return get_separator(self.stem_model, self.stem_model_dir, device)
 
     def watermark_backend(self, device: str = "cpu") -> Backend | None:
         if self.watermark == "none":

@@ -170,6 +170,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         ffmpeg=settings.ffmpeg,
         signing=settings.signing_material(),
         watermark=settings.watermark_backend(device),
+        separator=settings.separator(device) if args.stems is not None else None,
         share_prompt=settings.share_prompt and not args.private_prompt,
     )
     if not -30.0 <= post.target_lufs <= -5.0:
