@@ -106,8 +106,8 @@ def main() -> None:
         f"{args.duration / m4a_only:.1f}x real time"
     )
     print(
-        f"finishing alone (wav + m4a + mp3, as the studio does): {args.duration / finish:.1f}x real time "
-        "(target >= 60x); reference chain "
+        "finishing alone (master + wav + m4a + mp3, no watermark or signing): "
+        f"{args.duration / finish:.1f}x real time (target >= 60x); reference chain "
         f"{reference:.2f} s -> ours is {reference / finish:.2f}x the reference's speed"
     )
 
