@@ -20,6 +20,8 @@ function songItem(song) {
   const meta = song.metadata || {};
   const item = element("li", { class: "song" });
   const title = element("h3", {}, song.title || "Untitled", element("span", { class: "ai" }, "AI-generated"));
+  const provenance = [meta.content_credentials === "c2pa" && "C2PA content credentials",
+    meta.watermark && meta.watermark.applied && `${meta.watermark.backend} watermark`].filter(Boolean).join(" · ");
   const details = [`${song.duration_s.toFixed(0)} s`, meta.genre, meta.bpm && `${meta.bpm} bpm`, meta.key,
     `seed ${song.seed}`, `${song.engine} engine`, meta.integrated_lufs !== undefined && `${meta.integrated_lufs} LUFS`]
     .filter(Boolean).join(" · ");
@@ -29,7 +31,9 @@ function songItem(song) {
   for (const [fmt, url] of Object.entries(song.urls)) {
     downloads.append(element("a", { href: url, download: "" }, `Download ${fmt}`));
   }
-  item.append(title, element("div", { class: "meta" }, details), audio, downloads);
+  item.append(title, element("div", { class: "meta" }, details));
+  if (provenance) item.append(element("div", { class: "meta provenance" }, `Provenance: ${provenance}`));
+  item.append(audio, downloads);
   if (song.lyrics) item.append(element("pre", { class: "lyrics" }, song.lyrics));
   return item;
 }
