@@ -123,7 +123,8 @@ def max_lines_for(duration_s: float) -> int:
 def topic_of(description: str) -> str:
     """'upbeat synth-pop about summer rain' -> 'summer rain'."""
     about = _ABOUT.search(description.strip())
-    text = about.group(1) if about else _STYLE_WORDS.sub(" ", description)
+    # "… about city lights, male vocals": the subject ends at the first comma or full stop
+    text = re.split(r"[,.;:!?]| with ", about.group(1))[0] if about else _STYLE_WORDS.sub(" ", description)
     text = re.sub(r"[^A-Za-z' ]", " ", text)
     topic = " ".join(text.split()[:4]).lower()
     return topic or "tonight"

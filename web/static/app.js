@@ -28,8 +28,9 @@ function songItem(song) {
   const audio = element("audio", { controls: "", preload: "none", src: song.urls.m4a || song.urls.mp3 || song.urls.wav,
     "aria-label": `Play ${song.title}` });
   const downloads = element("div", { class: "downloads" });
-  for (const [fmt, url] of Object.entries(song.urls)) {
-    downloads.append(element("a", { href: url, download: "" }, `Download ${fmt}`));
+  const labels = { m4a: "M4A", mp3: "MP3 320k", "preview.mp3": "MP3 preview", wav: "WAV 24-bit", flac: "FLAC" };
+  for (const [fmt, label] of Object.entries(labels)) {  // HLS is for streaming, not a download
+    if (song.urls[fmt]) downloads.append(element("a", { href: song.urls[fmt], download: "" }, `Download ${label}`));
   }
   item.append(title, element("div", { class: "meta" }, details));
   if (provenance) item.append(element("div", { class: "meta provenance" }, `Provenance: ${provenance}`));

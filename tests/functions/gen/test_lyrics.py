@@ -46,3 +46,5 @@ def test_template_lyrics_fit_the_duration(duration: int) -> None:
 def test_topic() -> None:
     assert topic_of("upbeat synth-pop about summer rain") == "summer rain"
     assert topic_of("dreamy lofi with rain sounds") == "dreamy rain sounds"
+    assert topic_of("late-night jazz club about city lights, male vocals") == "city lights"
+    assert topic_of("a song about the sea with female vocals") == "the sea"
