@@ -12,17 +12,21 @@ from starlette.testclient import TestClient
 from functions.post.credentials import verify
 from infra.db import Job, make_engine, make_sessions
 from infra.settings import Settings
+from tests.utils.databases import database_url
 from web.main import create_app
 
 
-def _settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, environment="test")
+def _settings(data_dir: Path, url: str | None = None) -> Settings:
+    return Settings(data_dir=data_dir, environment="test", database_url=url)
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(_settings(tmp_path / "data"))) as test_client:
-        yield test_client
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    with (
+        database_url(request.param, tmp_path) as url,
+        TestClient(create_app(_settings(tmp_path / "data", url))) as c,
+    ):
+        yield c
 
 
 def _wait(client: TestClient, job_id: str, timeout_s: float = 120) -> dict:
@@ -131,8 +135,13 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert response.status_code == 422 and "detail" in response.json()
 
 
-def test_a_job_left_running_by_a_crash_is_finished_after_restart(tmp_path: Path) -> None:
-    settings = _settings(tmp_path / "data")
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_job_left_running_by_a_crash_is_finished_after_restart(kind: str, tmp_path: Path) -> None:
+    with database_url(kind, tmp_path) as url:
+        _restart_finishes_crashed_job(_settings(tmp_path / "data", url))
+
+
+def _restart_finishes_crashed_job(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True)
     sessions = make_sessions(make_engine(settings.resolved_database_url))
     request = {
