@@ -9,15 +9,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from functions.errors import InvalidRequest, RefrainError
 from functions.gen import Engine, get_engine
 from functions.pipeline import PostOptions, make_songs
 from functions.post.encode import STUDIO_FORMATS
 from functions.request import SongRequest
-from infra.db import Job, Song
+from infra.db import Job, JobEvent, Song
 from infra.settings import Settings
 from infra.storage import LocalStorage
 from local.device import pick_device
@@ -62,13 +62,15 @@ class LocalRunner:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _update(self, job_id: str, **fields: object) -> None:
+    def _update(self, job_id: str, kind: str = "progress", message: str = "", **fields: object) -> None:
+        """Change the job row and append the matching event, in one transaction."""
         with self.sessions() as session:
             job = session.get(Job, job_id)
             if job is None:
                 return
             for name, value in fields.items():
                 setattr(job, name, value)
+            _append_event(session, job, kind, message)
             session.commit()
 
     def _run(self, job_id: str) -> None:
@@ -105,12 +107,22 @@ class LocalRunner:
                 on_progress=on_progress,
             )
         except (InvalidRequest, RefrainError) as exc:
-            self._update(job_id, status="error", stage="error", error=str(exc), finished_at=datetime.now(UTC))
+            self._update(
+                job_id,
+                "error",
+                str(exc),
+                status="error",
+                stage="error",
+                error=str(exc),
+                finished_at=datetime.now(UTC),
+            )
             return
         except Exception as exc:  # a bug: keep the studio up, say what happened
             log.exception("job %s failed", job_id)
             self._update(
                 job_id,
+                "error",
+                f"internal error: {exc}",
                 status="error",
                 stage="error",
                 error=f"internal error: {exc}",
@@ -139,4 +151,21 @@ class LocalRunner:
                     )
                 )
             job.status, job.stage, job.finished_at = "complete", "complete", finished
+            _append_event(session, job, "complete", "")
             session.commit()
+
+
+def _append_event(session: Session, job: Job, kind: str, message: str) -> None:
+    """The next event of `job` (one writer per job, so max + 1 is safe; the unique key guards it)."""
+    last = session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job.id)) or 0
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            seq=last + 1,
+            kind=kind,
+            stage=job.stage,
+            step=job.step,
+            total=job.total,
+            message=message,
+        )
+    )

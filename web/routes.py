@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import FileResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from functions.gen import known_engines
 from functions.pipeline import prepare
 from functions.request import build_request
-from infra.db import Job, Song
+from infra.db import Job, JobEvent, Song
 from local.runner import LocalRunner
 from web.schemas import EnginesPublic, JobPublic, SongCreate, SongPublic
 
@@ -26,6 +30,8 @@ MEDIA_TYPES = {
     "flac": "audio/flac",
     "preview.mp3": "audio/mpeg",
 }
+SSE_POLL_S = 0.25
+SSE_MAX_S = 15 * 60  # a stream ends by itself; EventSource reconnects with Last-Event-ID
 HLS_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment", ".mp4": "audio/mp4"}
 
 
@@ -101,6 +107,57 @@ def get_job(job_id: str, session: SessionDep) -> JobPublic:
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
     return job_public(job)
+
+
+def existing_job_id(job_id: str, session: SessionDep) -> str:
+    """404 before a stream starts: inside the stream it would be too late to send a status."""
+    if session.get(Job, job_id) is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job_id
+
+
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)
+async def job_events(
+    job_id: Annotated[str, Depends(existing_job_id)],
+    request: Request,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Progress as Server-Sent Events, replayed from the durable event log: a client reconnecting with
+    Last-Event-ID gets every later event, none twice. The stream ends after the job's last event."""
+    sessions = request.app.state.sessions
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    deadline = time.monotonic() + SSE_MAX_S
+    while time.monotonic() < deadline:
+        events, job = await run_in_threadpool(_events_after, sessions, job_id, after)
+        for event in events:
+            after = event.seq
+            data: dict[str, object] = {
+                "stage": event.stage,
+                "step": event.step,
+                "total": event.total,
+                "message": event.message,
+            }
+            if event.kind == "complete" and job is not None:
+                data["songs"] = [song_public(s).model_dump(mode="json") for s in job.songs]
+            yield ServerSentEvent(id=str(event.seq), event=event.kind, data=data)
+            if event.kind in ("complete", "error"):
+                return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(SSE_POLL_S)
+
+
+def _events_after(sessions: sessionmaker, job_id: str, after: int) -> tuple[list[JobEvent], Job | None]:
+    with sessions() as session:
+        events = list(
+            session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)
+            )
+        )
+        job = session.get(Job, job_id) if any(e.kind == "complete" for e in events) else None
+        if job is not None:
+            _ = list(job.songs)  # load them while the session is open
+        return events, job
 
 
 @router.get("/songs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,42 @@ def _restart_finishes_crashed_job(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         job = _wait(client, "crashed")
     assert job["status"] == "complete" and len(job["songs"]) == 1
+
+
+def _read_sse(
+    client: TestClient, job_id: str, last_event_id: str | None = None
+) -> list[tuple[int, str, dict]]:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    events, current = [], {}
+    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if not line:
+                if "data" in current:
+                    events.append(
+                        (int(current["id"]), current.get("event", "message"), json.loads(current["data"]))
+                    )
+                current = {}
+                continue
+            field, _, value = line.partition(":")
+            current[field] = value.strip()
+    return events
+
+
+def test_progress_streams_as_sse_and_resumes_without_gaps(client: TestClient) -> None:
+    created = client.post(
+        "/api/v1/songs", json={"prompt": "folk song", "duration_s": 10, "seed": 3, "variations": 1}
+    )
+    job_id = created.json()["id"]
+    events = _read_sse(client, job_id)  # live: follows the job until it completes
+    ids = [seq for seq, _, _ in events]
+    assert ids == list(range(1, len(ids) + 1))
+    assert events[-1][1] == "complete" and len(events[-1][2]["songs"]) == 1
+    assert {"singing", "mastering"} & {data["stage"] for _, kind, data in events if kind == "progress"}
+    # A client that dropped after event 3 reconnects with Last-Event-ID and gets exactly the rest.
+    assert _read_sse(client, job_id, last_event_id="3") == events[3:]
+
+
+def test_events_of_an_unknown_job_are_404(client: TestClient) -> None:
+    assert client.get("/api/v1/jobs/nope/events").status_code == 404

@@ -50,18 +50,21 @@ function followJob(job) {
   const bar = element("progress", { max: "1", value: "0", "aria-label": "progress" });
   box.append(label, bar);
   $("jobs").prepend(box);
-  const tick = async () => {
-    let current;
-    try { current = await api(`/api/v1/jobs/${job.id}`); } catch (e) { label.textContent = e.message; return; }
-    const steps = current.total ? ` ${current.step}/${current.total}` : "";
-    label.textContent = `${current.stage}${steps}`;
-    bar.max = Math.max(current.total, 1);
-    bar.value = current.step;
-    if (current.status === "complete") { box.remove(); await loadLibrary(); return; }
-    if (current.status === "error") { label.textContent = `Failed: ${current.error}`; label.className = "error"; return; }
-    setTimeout(tick, 500);
-  };
-  tick();
+  // Server-Sent Events; the browser reconnects by itself with Last-Event-ID and misses nothing.
+  const events = new EventSource(`/api/v1/jobs/${job.id}/events`);
+  events.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    label.textContent = p.total ? `${p.stage} ${p.step}/${p.total}` : p.stage;
+    bar.max = Math.max(p.total, 1);
+    bar.value = p.step;
+  });
+  events.addEventListener("complete", async () => { events.close(); box.remove(); await loadLibrary(); });
+  events.addEventListener("error", (e) => {
+    if (!e.data) return;  // a dropped connection: EventSource retries on its own
+    events.close();
+    label.textContent = `Failed: ${JSON.parse(e.data).message}`;
+    label.className = "error";
+  });
 }
 
 async function create(event) {
