@@ -36,6 +36,29 @@ def ffmpeg_loudness(path: Path) -> tuple[float, float]:
     return integrated, peak
 
 
+def ffmpeg_loudness_range(path: Path) -> float:
+    """Loudness range (LU) as ffmpeg's ebur128 filter measures it."""
+    result = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(re.findall(r"LRA:\s+([\d.]+) LU", result.stderr)[-1])
+
+
 def ffprobe_duration_s(path: Path) -> float:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],

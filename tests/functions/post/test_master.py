@@ -10,28 +10,19 @@ import pytest
 from scipy.signal import resample_poly
 
 from functions.errors import InvalidRequest
-from functions.gen.sketch import SketchEngine
 from functions.post.encode import write_wav
 from functions.post.loudness import integrated_loudness, true_peak_dbtp
 from functions.post.master import master
-from functions.request import build_request
-from tests.utils.audio import ffmpeg_loudness
+from tests.utils.audio import ffmpeg_loudness, ffmpeg_loudness_range
+from tests.utils.songs import sketch_song
 
 RATE = 44100
 
 
 @pytest.fixture(scope="module")
 def sketch_mix() -> np.ndarray:
-    engine = SketchEngine()
-    engine.load()
-    request = build_request(
-        prompt="rock song about trains",
-        lyrics="[verse]\nthe train goes by\n[chorus]\noh oh",
-        duration_s=16,
-        seed=4,
-        variations=1,
-    )
-    return engine.generate(request, on_progress=lambda *_: None)[0].audio
+    lyrics = "[verse]\nthe train goes by\n[chorus]\noh oh"
+    return sketch_song(prompt="rock song about trains", lyrics=lyrics, duration_s=16, seed=4).audio
 
 
 def _variants(mix: np.ndarray) -> dict[str, np.ndarray]:
@@ -81,31 +72,11 @@ def test_meters_agree_with_references(sketch_mix: np.ndarray) -> None:
 
 
 def test_loudness_range_agrees_with_ffmpeg(sketch_mix: np.ndarray, tmp_path: Path) -> None:
-    import re
-    import subprocess
-
     # 32 s: on clips much shorter than the 3 s windows' reach, edge handling dominates the statistic
     dynamic = _variants(np.concatenate([sketch_mix, sketch_mix], axis=1))["dynamic"].astype(np.float32)
     mastered = master(dynamic, RATE)
     path = tmp_path / "dynamic.wav"
     write_wav(mastered.audio, RATE, path)
-    log = subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(path),
-            "-af",
-            "ebur128",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-    ).stderr
-    ffmpeg_lra = float(re.findall(r"LRA:\s+([\d.]+) LU", log)[-1])
+    ffmpeg_lra = ffmpeg_loudness_range(path)
     assert mastered.report.loudness_range_lu > 5.0  # a whisper then a band: a wide range
     assert abs(mastered.report.loudness_range_lu - ffmpeg_lra) < 0.5

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from functions.errors import MissingTool
-from functions.gen.sketch import SketchEngine
 from functions.post.encode import FORMATS, decode, encode, make_hls
 from functions.post.master import master
 from functions.post.watermark import AudioSealBackend, detect, embed, get_backend, message_for
-from functions.request import build_request
+from tests.utils.songs import sketch_song
 
 RATE = 44100
 
@@ -26,16 +25,8 @@ def perth():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def rock():  # type: ignore[no-untyped-def]
-    engine = SketchEngine()
-    engine.load()
-    request = build_request(
-        prompt="rock anthem about the open road",
-        lyrics="[verse]\nwe drive all night",
-        duration_s=20,
-        seed=3,
-        variations=1,
-    )
-    return engine.generate(request, on_progress=lambda *_: None)[0]
+    lyrics = "[verse]\nwe drive all night"
+    return sketch_song(prompt="rock anthem about the open road", lyrics=lyrics, duration_s=20, seed=3)
 
 
 @pytest.fixture(scope="module")
