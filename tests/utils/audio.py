@@ -10,8 +10,8 @@ import numpy as np
 import soundfile
 
 
-def ffmpeg_loudness(path: Path) -> tuple[float, float]:
-    """(integrated LUFS, true peak dBTP) as ffmpeg's ebur128 filter measures them."""
+def _ebur128_summary(path: Path) -> str:
+    """The summary ffmpeg's EBU R128 meter prints for `path` (true peak included)."""
     result = subprocess.run(
         [
             "ffmpeg",
@@ -21,7 +21,7 @@ def ffmpeg_loudness(path: Path) -> tuple[float, float]:
             "-i",
             str(path),
             "-af",
-            "ebur128=peak=true:framelog=verbose",
+            "ebur128=peak=true",
             "-f",
             "null",
             "-",
@@ -30,7 +30,12 @@ def ffmpeg_loudness(path: Path) -> tuple[float, float]:
         text=True,
         check=True,
     )
-    summary = result.stderr[result.stderr.rindex("Summary:") :]
+    return result.stderr[result.stderr.rindex("Summary:") :]
+
+
+def ffmpeg_loudness(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) as ffmpeg's ebur128 filter measures them."""
+    summary = _ebur128_summary(path)
     integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))  # type: ignore[union-attr]
     peak = float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))  # type: ignore[union-attr]
     return integrated, peak
@@ -38,25 +43,7 @@ def ffmpeg_loudness(path: Path) -> tuple[float, float]:
 
 def ffmpeg_loudness_range(path: Path) -> float:
     """Loudness range (LU) as ffmpeg's ebur128 filter measures it."""
-    result = subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(path),
-            "-af",
-            "ebur128",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(re.findall(r"LRA:\s+([\d.]+) LU", result.stderr)[-1])
+    return float(re.search(r"LRA:\s+([\d.]+) LU", _ebur128_summary(path)).group(1))  # type: ignore[union-attr]
 
 
 def ffprobe_duration_s(path: Path) -> float:
