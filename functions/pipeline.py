@@ -144,6 +144,7 @@ def _finish(
             watermark["message"] = message
     mastered = master(audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
     names = output_names(base_name, index, post.formats)
+    song_name = names[post.formats[0]].split(".", 1)[0]  # song, song-2, … : also names HLS and stems
     files = {fmt: stage / name for fmt, name in names.items()}
     title = song.title or request.title
     comment = f"{AI_LABEL} with Refrain ({song.engine} engine, seed {song.seed})"
@@ -151,12 +152,10 @@ def _finish(
         files["m4a"] = stage / f".{base_name}-{index}-stream.m4a"  # the HLS source only
     encode(mastered.audio, song.sample_rate_hz, files, title, comment, post.ffmpeg)
     if post.hls:
-        stem_name = names[post.formats[0]].split(".", 1)[0]
-        files["hls"] = make_hls(files["m4a"], stage / f"{stem_name}.hls", post.ffmpeg)
+        files["hls"] = make_hls(files["m4a"], stage / f"{song_name}.hls", post.ffmpeg)
         if files["m4a"].name.startswith("."):
             files.pop("m4a").unlink()
     stems: dict[str, Path] = {}
-    stem_base = names[post.formats[0]].split(".", 1)[0]
     if stem_stage is not None:
         if song_stems is not None:  # true stems: the mix's own gain keeps them summing to it
             finished = {name: song_stems[name] * mastered.gain for name in STEM_NAMES}
@@ -170,7 +169,7 @@ def _finish(
                 "model is configured (REFRAIN_STEM_MODEL_DIR)",
             )
         for name, stem_audio in finished.items():
-            path = stem_stage / f"{stem_base}-{name}.wav"
+            path = stem_stage / f"{song_name}-{name}.wav"
             write_wav(stem_audio, song.sample_rate_hz, path)
             stems[name] = path
     # Signing is the last byte-changing step for every file that leaves Refrain.
@@ -189,7 +188,7 @@ def _finish(
             if path.suffix in MIME_TYPES:
                 sign(path, provenance, post.signing, __version__)
     if stems and stem_stage is not None:
-        stems["zip"] = zip_stems(dict(stems), stem_stage / f"{stem_base}-stems.zip")
+        stems["zip"] = zip_stems(dict(stems), stem_stage / f"{song_name}-stems.zip")
     report = mastered.report
     return SongOutput(
         index=index,

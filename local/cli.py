@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
-from functions.errors import InvalidRequest, MissingTool, RefrainError
+from functions.errors import InvalidRequest, MissingTool, RefrainError, UnknownEngine
 from functions.gen import get_engine, known_engines
 from functions.pipeline import PostOptions, make_songs
 from functions.post.credentials import describe, verify
@@ -160,8 +160,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         engine=args.engine or settings.default_engine,
         **({"seed": args.seed} if args.seed is not None else {}),
     )
-    if request.engine not in known_engines():
-        get_engine(request.engine)  # raises UnknownEngine listing the known ones
+    if request.engine not in known_engines():  # fail before loading the watermark model and engine
+        raise UnknownEngine(request.engine, known_engines())
     device = pick_device(args.device or settings.device)
     post = PostOptions(
         target_lufs=args.lufs if args.lufs is not None else settings.target_lufs,
