@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from functions import __version__
 from functions.errors import InvalidRequest
 from functions.gen import get_engine
@@ -91,6 +93,7 @@ def make_songs(
     stems_dir: Path | None = None,
     engine: Engine | None = None,
     lyricist: Lyricist | None = None,
+    lyrics_by: str | None = None,
     on_progress: ProgressFn = no_progress,
 ) -> list[SongOutput]:
     """Make `request.variations` finished songs in `out_dir`; on any failure nothing is left behind."""
@@ -102,6 +105,7 @@ def make_songs(
     engine = engine or get_engine(request.engine)
     # 2. lyrics and title
     request, written_by = prepare(request, engine, lyricist, on_progress)
+    written_by = lyrics_by or written_by  # lyrics written at submission keep their author
     # 3. generate
     rendered = engine.generate(request, on_progress=on_progress)
     # 4. master, encode, write — staged, then moved into place together
@@ -251,3 +255,146 @@ def _staging(directory: Path | None) -> Iterator[Path | None]:
                 os.replace(path, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def extend_song(
+    request: SongRequest,
+    source_wav: Path,
+    continue_at_s: float,
+    out_dir: Path,
+    *,
+    post: PostOptions,
+    engine: Engine,
+    crossfade_s: float = 1.5,
+    on_progress: ProgressFn = no_progress,
+) -> SongOutput:
+    """A clip that plays `source_wav` up to `continue_at_s`, then a new part made from `request`
+    (`request.duration_s` long), joined by an equal-power crossfade; finished like any song."""
+    import soundfile
+    import soxr
+
+    source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
+    head = np.ascontiguousarray(source.T)
+    length_s = head.shape[1] / rate
+    if not 0 < continue_at_s <= length_s:
+        raise InvalidRequest(
+            "continue_at", str(continue_at_s), f"continue_at must be within the clip (0 to {length_s:.1f} s)"
+        )
+    request, written_by = prepare(request.model_copy(update={"variations": 1}), engine, None, on_progress)
+    [new] = engine.generate(request, on_progress=on_progress)
+    tail = new.audio
+    if new.sample_rate_hz != rate:
+        tail = np.ascontiguousarray(soxr.resample(tail.T, new.sample_rate_hz, rate).T.astype(np.float32))
+    cut = round(continue_at_s * rate)
+    fade = min(round(crossfade_s * rate), cut, tail.shape[1])
+    t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)
+    joined = np.concatenate(
+        [
+            head[:, : cut - fade],
+            head[:, cut - fade : cut] * np.cos(t) + tail[:, :fade] * np.sin(t),
+            tail[:, fade:],
+        ],
+        axis=1,
+    )
+    song = RenderedSong(
+        audio=joined,
+        sample_rate_hz=rate,
+        seed=new.seed,
+        engine=new.engine,
+        model_version=new.model_version,
+        title=request.title,
+        lyrics=new.lyrics,
+        metadata={**new.metadata, "continue_at_s": round(continue_at_s, 3)},
+    )
+    with _staging(out_dir) as stage:
+        assert stage is not None
+        output = _finish(song, 0, request, "song", post, stage, None, written_by)
+        on_progress("saving", 1, 1)
+    output.files = {fmt: out_dir / path.relative_to(stage) for fmt, path in output.files.items()}
+    return output
+
+
+def make_stems(
+    request: SongRequest,
+    source_wav: Path,
+    out_dir: Path,
+    *,
+    post: PostOptions,
+    separator: Separator | None,
+    engine: Engine,
+    on_progress: ProgressFn = no_progress,
+) -> list[SongOutput]:
+    """The four stems of a finished clip, one output each (index = position in STEM_NAMES).
+
+    With a stem model they are separated from the clip itself; an engine that renders true stems and
+    is deterministic (the sketch engine) renders the clip again from its request and seed instead."""
+    import soundfile
+
+    if separator is not None:
+        source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
+        on_progress("separating", 0, 1)
+        stems = separator.separate(np.ascontiguousarray(source.T), rate)
+        on_progress("separating", 1, 1)
+    elif getattr(engine, "renders_stems", False):
+        with tempfile.TemporaryDirectory(prefix=".refrain-stems-", dir=out_dir) as tmp:
+            [again] = make_songs(
+                request.model_copy(update={"variations": 1}),
+                Path(tmp) / "mix",
+                post=PostOptions(
+                    target_lufs=post.target_lufs,
+                    ceiling_dbtp=post.ceiling_dbtp,
+                    formats=("wav",),
+                    watermark=post.watermark,
+                    ffmpeg=post.ffmpeg,
+                ),
+                stems_dir=Path(tmp) / "stems",
+                engine=engine,
+                on_progress=on_progress,
+            )
+            rate = int(soundfile.info(again.files["wav"]).samplerate)
+            stems = {
+                name: np.ascontiguousarray(
+                    soundfile.read(again.stems[name], dtype="float32", always_2d=True)[0].T
+                )
+                for name in STEM_NAMES
+            }
+    else:
+        raise InvalidRequest(
+            "audio_id",
+            engine.name,
+            f"the {engine.name} engine renders no stems and no stem model is configured "
+            "(REFRAIN_STEM_MODEL_DIR)",
+        )
+    outputs = []
+    with _staging(out_dir) as stage:
+        assert stage is not None
+        for i, name in enumerate(STEM_NAMES):
+            path = stage / f"stem-{name}.wav"
+            write_wav(stems[name], rate, path)
+            if post.signing is not None:
+                provenance = Provenance(
+                    title=f"{request.title} ({name})",
+                    engine=engine.name,
+                    model_version=engine.model_version,
+                    seed=request.seed,
+                    prompt=request.prompt,
+                    share_prompt=post.share_prompt,
+                    watermark={"applied": post.watermark is not None, "stem_of_marked_mix": True},
+                    extra={"stem": name},
+                )
+                sign(path, provenance, post.signing, __version__)
+            outputs.append(
+                SongOutput(
+                    index=i,
+                    title=f"{request.title} ({name})",
+                    seed=request.seed,
+                    duration_s=stems[name].shape[1] / rate,
+                    lyrics=request.lyrics if name == "vocals" else "",
+                    files={"wav": path},
+                    metadata={"engine": engine.name, "stem": name, "ai_generated": True},
+                )
+            )
+        on_progress("saving", 1, 1)
+    for output in outputs:
+        output.files = {fmt: out_dir / path.relative_to(stage) for fmt, path in output.files.items()}
+    return outputs

@@ -24,7 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
-JOB_STATES = ("queued", "running", "complete", "error")
+JOB_STATES = ("submitted", "queued", "running", "complete", "error")
+UNFINISHED = ("submitted", "queued", "running")
+LOCAL_USER_ID = "local"  # the single user of the zero-setup studio; created by migration 0003
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -40,35 +42,84 @@ class Base(DeclarativeBase):
     pass
 
 
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True, default=None)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)  # argon2id
+    monthly_credits: Mapped[int] = mapped_column(Integer, default=500)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ApiKey(Base):
+    """Only the SHA-256 of a key is stored (keys are 256-bit random, so no slow hash is needed)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings: "rf_ab12cd…"
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class WebSession(Base):
+    """A browser session; the cookie holds the token, the table its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, default=LOCAL_USER_ID)
+    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | stems
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
-    stage: Mapped[str] = mapped_column(String(64), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)
+    stage: Mapped[str] = mapped_column(String(64), default="submitted")
     step: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim: Mapped[str | None] = mapped_column(String(32), default=None)  # the attempt that may finish it
+    credits: Mapped[int] = mapped_column(Integer, default=0)  # charged at submission
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     songs: Mapped[list[Song]] = relationship(back_populates="job", order_by="Song.variation")
 
 
 class Song(Base):
+    """A clip: created with its job (status follows it), filled in when the job completes."""
+
     __tablename__ = "songs"
+    __table_args__ = (UniqueConstraint("job_id", "variation", name="uq_songs_job_variation"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, default=LOCAL_USER_ID)
     variation: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="complete", index=True)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
     title: Mapped[str] = mapped_column(String(200))
     prompt: Mapped[str] = mapped_column(Text, default="")
     lyrics: Mapped[str] = mapped_column(Text, default="")
     style: Mapped[str] = mapped_column(Text, default="")
+    negative_style: Mapped[str] = mapped_column(Text, default="")
     engine: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int] = mapped_column(Integer)
     duration_s: Mapped[float] = mapped_column(Float)
-    files: Mapped[dict[str, str]] = mapped_column(JSON)  # format -> storage key
+    files: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # format -> storage key
     song_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     job: Mapped[Job] = relationship(back_populates="songs")
@@ -89,6 +140,32 @@ class JobEvent(Base):
     total: Mapped[int] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CreditEntry(Base):
+    """The credit ledger: a user's balance is the month's grant plus the sum of `delta`.
+
+    One charge and at most one refund per job, enforced by the database (job_id, reason)."""
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (UniqueConstraint("job_id", "reason", name="uq_credit_ledger_job_reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), default=None)
+    delta: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(16))  # charge | refund | grant
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+
+
+class ShareLink(Base):
+    __tablename__ = "share_links"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    song_id: Mapped[str] = mapped_column(ForeignKey("songs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 def make_engine(url: str) -> Engine:

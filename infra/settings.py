@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +54,44 @@ class Settings(BaseSettings):
     audioseal_generator: Path | None = Field(default=None, description="AudioSeal generator checkpoint")
     audioseal_detector: Path | None = Field(default=None, description="AudioSeal detector checkpoint")
 
+    # the orchestrator
+    runner: Literal["inline", "worker", "modal"] = Field(
+        default="inline",
+        description="inline: in-process pool; worker: PostgreSQL queue; modal: GPU functions",
+    )
+    max_attempts: int = Field(default=3, ge=1, description="tries per job before it ends as error (refunded)")
+    worker_heartbeat_s: float = Field(default=10.0, gt=0, description="worker heartbeat interval")
+    stalled_after_s: float = Field(
+        default=60.0, gt=0, description="a job whose worker is silent this long is retried"
+    )
+    modal_app: str = "refrain"
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_endpoint_url: str | None = Field(
+        default=None, description="R2: https://<account>.r2.cloudflarestorage.com"
+    )
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    url_ttl_s: int = Field(default=3600, ge=60, description="lifetime of presigned file URLs")
+    # accounts and limits
+    auth: Literal["local", "accounts"] = Field(
+        default="local", description="local: one user, no login; accounts: API keys and browser sessions"
+    )
+    open_signup: bool = Field(default=False, description="accounts mode: anyone may create an account")
+    monthly_credits: int = Field(default=500, ge=0, description="credits granted to each new account monthly")
+    credits_per_clip: int = Field(default=5, ge=0)
+    session_days: int = 30
+    secret_key: str | None = Field(default=None, description="signs file URLs; made under data_dir if unset")
+    redis_url: str | None = Field(default=None, description="shared rate-limit store; in-memory if unset")
+    rate_limit: str = Field(default="600/minute", description="requests per principal (limits' notation)")
+    submit_rate_limit: str = Field(default="30/minute", description="song submissions per principal")
+    max_running_jobs: int = Field(default=4, ge=1, description="unfinished jobs a user may have at once")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body accepted")
+    wait_audio_s: float = Field(
+        default=100.0, ge=0, description="longest a Suno-style wait_audio call blocks"
+    )
+
     stem_model_dir: Path | None = Field(default=None, description="folder holding the demucs model (NAME.th)")
     stem_model: str = "htdemucs"
 
@@ -74,6 +114,24 @@ class Settings(BaseSettings):
         if self.environment == "production":
             raise RefrainError("REFRAIN_C2PA_KEY_FILE and REFRAIN_C2PA_CHAIN_FILE must be set in production")
         return dev_signing_material(self.data_dir / "c2pa")
+
+    def url_secret(self) -> bytes:
+        """The key that signs file URLs: configured, or (outside production) made once and kept."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        if self.environment == "production":
+            raise RefrainError("REFRAIN_SECRET_KEY must be set in production")
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
 
     @property
     def resolved_database_url(self) -> str:

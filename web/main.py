@@ -12,11 +12,16 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from functions.errors import InvalidRequest, MissingTool
+from infra.accounts import UrlSigner
 from infra.db import make_engine, make_sessions
+from infra.jobs import LimitExceeded, NotEnoughCredits
 from infra.settings import Settings, get_settings
-from infra.storage import LocalStorage
-from local.runner import LocalRunner
+from infra.wiring import make_job_service, make_storage
+from local.device import pick_device
+from web.account_routes import router as account_router
+from web.limits import BodySizeLimit, RateLimited, RateLimits
 from web.routes import files_router, router
+from web.suno import router as suno_router
 
 STATIC = Path(__file__).parent / "static"
 
@@ -26,16 +31,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runner.resume_unfinished()
+        app.state.jobs.recover()
         yield
-        app.state.runner.shutdown()
+        app.state.jobs.shutdown()
 
-    app = FastAPI(title="Refrain studio", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Refrain studio",
+        version="0.2.0",
+        lifespan=lifespan,
+        description="Refrain's own API (/api/v1) and a Suno-compatible one (/api). Every song Refrain "
+        "makes is AI-generated, watermarked and carries signed content credentials.",
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.state.settings = settings
     app.state.sessions = make_sessions(make_engine(settings.resolved_database_url))
-    app.state.storage = LocalStorage(settings.data_dir)
-    app.state.runner = LocalRunner(settings, app.state.sessions, app.state.storage)
+    app.state.storage = make_storage(settings)
+    app.state.jobs = make_job_service(
+        settings, app.state.sessions, app.state.storage, pick_device(settings.device)
+    )
+    app.state.signer = UrlSigner(settings.url_secret(), settings.url_ttl_s)
+    app.state.limits = RateLimits(settings.redis_url, settings.rate_limit, settings.submit_rate_limit)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
@@ -53,7 +69,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _missing(_: Request, exc: MissingTool) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
 
+    @app.exception_handler(LimitExceeded)
+    async def _busy(_: Request, exc: LimitExceeded) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
+
+    @app.exception_handler(RateLimited)
+    async def _rate(_: Request, exc: RateLimited) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
+
+    @app.exception_handler(NotEnoughCredits)
+    async def _credits(_: Request, exc: NotEnoughCredits) -> JSONResponse:
+        return JSONResponse(status_code=402, content={"detail": str(exc)})
+
     app.include_router(router)
+    app.include_router(account_router)
+    app.include_router(suno_router)
     app.include_router(files_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -24,9 +24,33 @@ class SongCreate(BaseModel):
     time_signature: str | None = None
 
 
+class ExtendCreate(BaseModel):
+    continue_at_s: float | None = Field(
+        default=None, description="where the continuation starts; end if unset"
+    )
+    prompt: str = ""
+    lyrics: str = ""
+    style: str = ""
+    negative: str = ""
+    title: str = ""
+    duration_s: float = 30.0
+
+
+class ProblemPublic(BaseModel):
+    detail: str
+    field: str | None = None
+
+
+class SharePublic(BaseModel):
+    token: str
+    url: str
+
+
 class SongPublic(BaseModel):
     id: str
     job_id: str
+    status: str
+    error: str | None
     title: str
     prompt: str
     lyrics: str
@@ -41,10 +65,12 @@ class SongPublic(BaseModel):
 
 class JobPublic(BaseModel):
     id: str
+    kind: str
     status: str
     stage: str
     step: int
     total: int
+    attempts: int
     error: str | None
     created_at: datetime
     songs: list[SongPublic]

@@ -20,7 +20,16 @@ def test_migrations_build_the_models_schema(kind: str, tmp_path: Path) -> None:
         migrate(engine)  # a second run is a no-op
         assert {"jobs", "songs", "alembic_version"} <= set(inspect(engine).get_table_names())
         with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            # procrastinate's own tables (worker mode's queue, migration 0004) are not Refrain's models
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "include_name": lambda name, kind, _: (
+                        not (kind == "table" and name.startswith("procrastinate_"))
+                    )
+                },
+            )
+            assert compare_metadata(context, Base.metadata) == []
         engine.dispose()
 
 

@@ -73,9 +73,10 @@ def test_create_follow_play_download(client: TestClient) -> None:
     playlist = client.get(song["urls"]["hls"])
     assert playlist.status_code == 200 and "#EXTM3U" in playlist.text
     assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
-    segments = [line for line in playlist.text.splitlines() if line.endswith(".m4s")]
-    base = song["urls"]["hls"].rsplit("/", 1)[0]
-    assert segments and client.get(f"{base}/{segments[0]}").status_code == 200
+    segments = [line for line in playlist.text.splitlines() if line and not line.startswith("#")]
+    assert segments and all(".m4s?exp=" in line for line in segments)  # signed like the playlist
+    assert client.get(segments[0]).status_code == 200
+    base = song["urls"]["hls"].split("?")[0].rsplit("/", 1)[0]
     assert client.get(f"{base}/..%2Fsong.wav").status_code == 404
 
     library = client.get("/api/v1/songs").json()

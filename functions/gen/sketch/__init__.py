@@ -15,7 +15,7 @@ import numpy as np
 from functions.errors import InvalidRequest, MissingTool
 from functions.gen.engine import STEM_NAMES, RenderedSong
 from functions.gen.lyrics import Section, format_lyrics, parse_lyrics
-from functions.gen.sketch.compose import Composer, Score, _sub_rng
+from functions.gen.sketch.compose import Composer, Score, SungLine, _sub_rng
 from functions.gen.sketch.espeak import Espeak
 from functions.gen.sketch.render import StemRender, write_midi
 from functions.gen.sketch.styles import StylePlan, plan_style
@@ -58,6 +58,7 @@ class SketchEngine:
     """Engine protocol implementation; `load` once, `generate` many (thread-safe per call)."""
 
     name = "sketch"
+    renders_stems = True  # and deterministically: the same request and seed render the same stems
 
     def __init__(
         self, soundfont: str | None = None, fluidsynth: str = "fluidsynth", workers: int | None = None
@@ -189,6 +190,22 @@ class SketchEngine:
                 "vocal": "none" if not score.lines else style.vocal_gender,
                 "instruments": sorted({p.name for p in score.parts}),
                 "form": [f"{s.kind}:{s.bars}" for s in score.sections],
+                "aligned_words": aligned_words(score.lines),
                 "note": "sketch engine: General MIDI composer + espeak-ng/WORLD singer, not a neural model",
             },
         )
+
+
+def aligned_words(lines: list[SungLine]) -> list[dict[str, object]]:
+    """When each sung word starts and ends: the composer placed every syllable on a note."""
+    words = []
+    for line in lines:
+        note = 0
+        for word, syllables in zip(line.words, line.syllables, strict=False):
+            notes = line.notes[note : note + syllables]
+            note += syllables
+            if not notes:
+                break
+            start, end = notes[0][0], notes[-1][0] + notes[-1][1]
+            words.append({"word": word, "start_s": round(start, 3), "end_s": round(end, 3)})
+    return words

@@ -1,0 +1,414 @@
+"""Jobs: how a request becomes clips, whoever runs it (in-process pool, queue worker, Modal).
+
+The database is the source of truth and makes every run idempotent:
+- submission creates the job, its clips and the credit charge in one transaction;
+- each attempt *claims* the job (attempts + 1, a fresh claim token) and only the attempt holding the
+  newest claim may complete or fail it, so a job retried after its worker died completes exactly once;
+- a job that ends as error gets its credits back, once (the ledger's unique (job, reason) key).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from functions.errors import InvalidRequest, RefrainError
+from functions.gen import Engine, get_engine
+from functions.gen.engine import STEM_NAMES
+from functions.pipeline import PostOptions, make_songs
+from functions.post.credentials import SigningMaterial
+from functions.post.encode import STUDIO_FORMATS
+from functions.progress import ProgressFn
+from functions.request import SongRequest
+from infra.db import UNFINISHED, CreditEntry, Job, JobEvent, Song, User
+from infra.settings import Settings
+from infra.storage import Storage
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.2
+
+
+class LimitExceeded(RefrainError):
+    """Too many unfinished jobs or requests: answered with 429 and Retry-After."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class NotEnoughCredits(RefrainError):
+    """Answered with 402, as Suno's API does."""
+
+
+class Dispatcher(Protocol):
+    name: str
+
+    def dispatch(self, job_id: str) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def credits_used(session: Session, user_id: str, since: datetime | None = None) -> int:
+    """Credits spent this month (charges minus refunds)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(
+            CreditEntry.user_id == user_id,
+            CreditEntry.created_at >= (since or month_start()),
+            CreditEntry.reason.in_(("charge", "refund")),
+        )
+    )
+    return -int(total or 0)
+
+
+def credits_left(session: Session, user: User) -> int:
+    granted = session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(
+            CreditEntry.user_id == user.id,
+            CreditEntry.created_at >= month_start(),
+            CreditEntry.reason == "grant",
+        )
+    )
+    return user.monthly_credits + int(granted or 0) - credits_used(session, user.id)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a job asks for, beyond the song request itself."""
+
+    kind: str = "generate"  # generate | extend | stems
+    source_song_id: str | None = None  # extend / stems: the clip worked on
+    continue_at_s: float | None = None  # extend: where the continuation starts
+    lyrics_by: str = "user"
+
+
+class JobService:
+    """Creates, runs and finishes jobs; the dispatcher decides where `run` executes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker,
+        storage: Storage,
+        device: str = "cpu",
+        signing: SigningMaterial | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.device = device
+        self.signing = signing
+        self.dispatcher: Dispatcher | None = None
+        self._engines: dict[str, Engine] = {}
+
+    def engine(self, name: str) -> Engine:
+        if name not in self._engines:
+            self._engines[name] = get_engine(name, self.device, soundfont=self.settings.soundfont)
+        return self._engines[name]
+
+    # --- submission -------------------------------------------------------------------------
+
+    def submit(self, user_id: str, request: SongRequest, work: Work | None = None) -> Job:
+        """Create the job, its clips and the charge at once, then hand the job to the dispatcher."""
+        work = work or Work()
+        clips = len(STEM_NAMES) if work.kind == "stems" else request.variations
+        cost = self.settings.credits_per_clip * (1 if work.kind == "stems" else clips)
+        with self.sessions() as session, session.begin():
+            # the user's row lock serialises this user's submissions (PostgreSQL; SQLite has one writer)
+            user = session.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise InvalidRequest("user", user_id, "unknown user")
+            unfinished = session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.user_id == user_id, Job.status.in_(UNFINISHED))
+            )
+            if (unfinished or 0) >= self.settings.max_running_jobs:
+                raise LimitExceeded(
+                    f"{unfinished} jobs are still running (at most {self.settings.max_running_jobs}); "
+                    "try again when one finishes",
+                    retry_after_s=10,
+                )
+            left = credits_left(session, user)
+            if left < cost:
+                raise NotEnoughCredits(f"this needs {cost} credits and {left} are left this month")
+            job = Job(
+                user_id=user_id,
+                kind=work.kind,
+                request={
+                    **request.model_dump(mode="json"),
+                    "_work": {
+                        "source_song_id": work.source_song_id,
+                        "continue_at_s": work.continue_at_s,
+                        "lyrics_by": work.lyrics_by,
+                    },
+                },
+                credits=cost,
+            )
+            session.add(job)
+            session.flush()
+            for i in range(clips):
+                session.add(
+                    Song(
+                        job_id=job.id,
+                        user_id=user_id,
+                        variation=i,
+                        status="submitted",
+                        title=request.title,
+                        prompt=request.prompt,
+                        lyrics="" if request.instrumental else request.lyrics,
+                        style=", ".join(request.style_tags),
+                        negative_style=", ".join(request.negative_tags),
+                        engine=request.engine,
+                        seed=request.seed + i,
+                        duration_s=request.duration_s,
+                        files={},
+                        song_metadata={"kind": work.kind, "source_song_id": work.source_song_id},
+                    )
+                )
+            if cost:
+                session.add(CreditEntry(user_id=user_id, job_id=job.id, delta=-cost, reason="charge"))
+            append_event(session, job, "progress", "submitted")
+        self.dispatch(job.id)
+        with self.sessions() as session:
+            fresh = session.get(Job, job.id)
+            assert fresh is not None
+            _ = list(fresh.songs)
+            return fresh
+
+    def dispatch(self, job_id: str) -> None:
+        assert self.dispatcher is not None, "JobService.dispatcher is not set"
+        self._set(job_id, None, status="queued", stage="queued", only_from=("submitted",))
+        self.dispatcher.dispatch(job_id)
+
+    def recover(self) -> int:
+        """At start: hand out again what a previous process accepted but never handed over.
+
+        Inline jobs die with their process, so every unfinished one runs again; a queue keeps its
+        own jobs, so only those that never reached it (still `submitted`) are sent again."""
+        states = ("submitted",) if self.dispatcher and self.dispatcher.name == "worker" else UNFINISHED
+        with self.sessions() as session:
+            ids = session.scalars(select(Job.id).where(Job.status.in_(states)).order_by(Job.created_at)).all()
+        for job_id in ids:
+            assert self.dispatcher is not None
+            self.dispatcher.dispatch(job_id)
+        return len(ids)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, job_id: str) -> str:
+        """Run one attempt of the job; returns the job's status afterwards. Safe to call again for
+        the same job at any time: a finished job is left alone, an unfinished one is taken over."""
+        token = uuid.uuid4().hex
+        with self.sessions() as session, session.begin():
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                return "missing"
+            if job.status in ("complete", "error"):
+                return job.status
+            if job.attempts >= self.settings.max_attempts:
+                attempts = job.attempts
+                job.claim = token
+            else:
+                attempts = -1
+                job.attempts += 1
+                job.claim, job.status, job.stage, job.step, job.total = token, "running", "starting", 0, 0
+                session.execute(update(Song).where(Song.job_id == job_id).values(status="queue"))
+                append_event(session, job, "progress", f"attempt {job.attempts}")
+            raw, kind = dict(job.request), job.kind
+        if attempts >= 0:
+            return self._fail(
+                job_id, token, f"gave up after {attempts} attempts (the worker stopped each time)"
+            )
+        work_fields = raw.pop("_work", {}) or {}
+        request = SongRequest(**raw)
+        work = Work(kind=kind, **work_fields)
+        last = [0.0]
+
+        def on_progress(stage: str, step: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL_S or step == total:
+                last[0] = now
+                self._set(job_id, token, stage=stage, step=step, total=total)
+
+        folder = self.storage.staging_dir(job_id)
+        try:
+            if self.storage.name == "local":
+                shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt's leftovers
+            outputs = self._execute(request, work, folder, on_progress)
+            keys = self.storage.commit(folder, job_id)
+        except (InvalidRequest, RefrainError) as exc:
+            return self._fail(job_id, token, str(exc))
+        except Exception as exc:  # a bug: keep the service up, say what happened, refund
+            log.exception("job %s failed", job_id)
+            return self._fail(job_id, token, f"internal error: {exc}")
+        return self._complete(job_id, token, outputs, keys, work)
+
+    def post_options(self) -> PostOptions:
+        return PostOptions(
+            target_lufs=self.settings.target_lufs,
+            ceiling_dbtp=self.settings.true_peak_dbtp,
+            formats=STUDIO_FORMATS,
+            hls=True,
+            signing=self.signing,
+            watermark=self.settings.watermark_backend(self.device),
+            share_prompt=self.settings.share_prompt,
+            ffmpeg=self.settings.ffmpeg,
+        )
+
+    def _execute(self, request: SongRequest, work: Work, folder: Path, on_progress: ProgressFn) -> list[Any]:
+        from functions.pipeline import extend_song, make_stems
+
+        engine = self.engine(request.engine)
+        if work.kind == "extend":
+            assert work.source_song_id is not None and work.continue_at_s is not None
+            source = self._source_wav(work.source_song_id, folder)
+            return [
+                extend_song(
+                    request,
+                    source,
+                    work.continue_at_s,
+                    folder,
+                    post=self.post_options(),
+                    engine=engine,
+                    on_progress=on_progress,
+                )
+            ]
+        if work.kind == "stems":
+            assert work.source_song_id is not None
+            source = self._source_wav(work.source_song_id, folder)
+            return make_stems(
+                request,
+                source,
+                folder,
+                post=self.post_options(),
+                separator=self.settings.separator(self.device),
+                engine=engine,
+                on_progress=on_progress,
+            )
+        return make_songs(
+            request,
+            folder,
+            post=self.post_options(),
+            engine=engine,
+            lyrics_by=work.lyrics_by,
+            on_progress=on_progress,
+        )
+
+    def _source_wav(self, song_id: str, folder: Path) -> Path:
+        with self.sessions() as session:
+            song = session.get(Song, song_id)
+            if song is None or "wav" not in song.files:
+                raise InvalidRequest("audio_id", song_id, f"clip {song_id} has no finished audio")
+            key = song.files["wav"]
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / ".source.wav"
+        self.storage.download(key, path)
+        return path
+
+    def _complete(
+        self, job_id: str, token: str, outputs: list[Any], keys: dict[Path, str], work: Work
+    ) -> str:
+        key_of = {path.resolve(): key for path, key in keys.items()}
+        with self.sessions() as session, session.begin():
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.claim != token or job.status != "running":
+                return job.status if job else "missing"  # a newer attempt owns the job now
+            finished = datetime.now(UTC)  # one time for the whole job keeps its clips in order
+            clips = {s.variation: s for s in job.songs}
+            for out in outputs:
+                song = clips.get(out.index)
+                if song is None:  # a job accepted before clips were made at submission
+                    song = Song(job_id=job.id, user_id=job.user_id, variation=out.index, prompt=out.title)
+                    session.add(song)
+                    song.prompt = job.request.get("prompt", "")
+                    song.style = ", ".join(job.request.get("style_tags", []))
+                song.status = "complete"
+                song.title = out.title
+                song.lyrics = out.lyrics
+                song.seed = out.seed
+                song.duration_s = out.duration_s
+                song.engine = out.metadata["engine"]
+                files = {fmt: key_of[path.resolve()] for fmt, path in out.files.items()}
+                files.update({f"stem:{name}": key_of[path.resolve()] for name, path in out.stems.items()})
+                song.files = files
+                song.song_metadata = {
+                    **out.metadata,
+                    "kind": work.kind,
+                    "source_song_id": work.source_song_id,
+                }
+                song.created_at = finished
+            job.status, job.stage, job.finished_at = "complete", "complete", finished
+            append_event(session, job, "complete", "")
+        return "complete"
+
+    def _fail(self, job_id: str, token: str, message: str) -> str:
+        with self.sessions() as session, session.begin():
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.claim != token or job.status in ("complete", "error"):
+                return job.status if job else "missing"
+            job.status, job.stage, job.error, job.finished_at = "error", "error", message, datetime.now(UTC)
+            session.execute(
+                update(Song).where(Song.job_id == job_id).values(status="error", error_message=message)
+            )
+            if job.credits:
+                refund = CreditEntry(user_id=job.user_id, job_id=job.id, delta=job.credits, reason="refund")
+                try:
+                    with session.begin_nested():
+                        session.add(refund)
+                except IntegrityError:
+                    pass  # refunded already
+            append_event(session, job, "error", message)
+        return "error"
+
+    def _set(
+        self, job_id: str, token: str | None, only_from: tuple[str, ...] | None = None, **fields: object
+    ) -> None:
+        """Change the job row and append the matching progress event, in one transaction; only the
+        attempt holding the claim (when a token is given) may."""
+        with self.sessions() as session, session.begin():
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or (token is not None and job.claim != token):
+                return
+            if only_from is not None and job.status not in only_from:
+                return
+            for name, value in fields.items():
+                setattr(job, name, value)
+            if fields.get("status") == "queued":
+                session.execute(update(Song).where(Song.job_id == job_id).values(status="queue"))
+            append_event(session, job, "progress", "")
+
+    def shutdown(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.shutdown()
+
+
+def append_event(session: Session, job: Job, kind: str, message: str) -> None:
+    """The next event of `job` (callers hold the job's row lock, so max + 1 is safe; the unique key
+    guards it anyway)."""
+    last = session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job.id)) or 0
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            seq=last + 1,
+            kind=kind,
+            stage=job.stage,
+            step=job.step,
+            total=job.total,
+            message=message,
+        )
+    )

@@ -1,0 +1,41 @@
+"""Builds the parts that settings choose between: storage backend, dispatcher, job service."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import sessionmaker
+
+from infra.jobs import JobService
+from infra.settings import Settings
+from infra.storage import LocalStorage, S3Storage, Storage
+
+
+def make_storage(settings: Settings) -> Storage:
+    if settings.storage == "s3":
+        if not settings.s3_bucket:
+            raise ValueError("REFRAIN_S3_BUCKET must be set when REFRAIN_STORAGE=s3")
+        return S3Storage(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            url_ttl_s=settings.url_ttl_s,
+            scratch=settings.data_dir / "scratch",
+        )
+    return LocalStorage(settings.data_dir)
+
+
+def make_job_service(settings: Settings, sessions: sessionmaker, storage: Storage, device: str) -> JobService:
+    """The service with the dispatcher REFRAIN_RUNNER names. Only inline needs signing material and
+    models here: the other runners finish songs elsewhere."""
+    from infra.queue import InlineDispatcher, ModalDispatcher, QueueDispatcher
+
+    signing = settings.signing_material() if settings.runner == "inline" else None
+    service = JobService(settings, sessions, storage, device, signing)
+    if settings.runner == "worker":
+        service.dispatcher = QueueDispatcher(settings.resolved_database_url)
+    elif settings.runner == "modal":
+        service.dispatcher = ModalDispatcher(settings.modal_app)
+    else:
+        service.dispatcher = InlineDispatcher(service, settings.worker_threads)
+    return service
