@@ -58,6 +58,8 @@ def test_job_and_song_round_trip(kind: str, tmp_path: Path) -> None:
             job_id = job.id
         with sessions() as session:
             loaded = session.get(Job, job_id)
-            assert loaded is not None and loaded.request["duration_s"] == 30.0 and loaded.status == "submitted"
+            assert (
+                loaded is not None and loaded.request["duration_s"] == 30.0 and loaded.status == "submitted"
+            )
             assert [s.song_metadata["bpm"] for s in loaded.songs] == [120]
         engine.dispose()

@@ -30,7 +30,9 @@ def _bucket(endpoint: str, name: str) -> None:
 
 def _s3(endpoint: str, bucket: str, tmp_path: Path, ttl_s: int = 3600) -> S3Storage:
     _bucket(endpoint, bucket)
-    return S3Storage(bucket, endpoint_url=endpoint, url_ttl_s=ttl_s, scratch=tmp_path / "scratch", **CREDENTIALS)
+    return S3Storage(
+        bucket, endpoint_url=endpoint, url_ttl_s=ttl_s, scratch=tmp_path / "scratch", **CREDENTIALS
+    )
 
 
 def _job_files(folder: Path) -> dict[str, bytes]:
