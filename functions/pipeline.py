@@ -285,16 +285,15 @@ def extend_song(
     tail = new.audio
     if new.sample_rate_hz != rate:
         tail = np.ascontiguousarray(soxr.resample(tail.T, new.sample_rate_hz, rate).T.astype(np.float32))
+    # the new part starts exactly at continue_at; the source's following moments fade out under it
     cut = round(continue_at_s * rate)
-    fade = min(round(crossfade_s * rate), cut, tail.shape[1])
+    fade = min(round(crossfade_s * rate), tail.shape[1])
+    after = np.zeros((2, fade), np.float32)
+    rest = head[:, cut : cut + fade]
+    after[:, : rest.shape[1]] = rest
     t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)
     joined = np.concatenate(
-        [
-            head[:, : cut - fade],
-            head[:, cut - fade : cut] * np.cos(t) + tail[:, :fade] * np.sin(t),
-            tail[:, fade:],
-        ],
-        axis=1,
+        [head[:, :cut], after * np.cos(t) + tail[:, :fade] * np.sin(t), tail[:, fade:]], axis=1
     )
     song = RenderedSong(
         audio=joined,
