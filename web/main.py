@@ -21,6 +21,7 @@ from local.device import pick_device
 from web.account_routes import router as account_router
 from web.limits import BodySizeLimit, RateLimited, RateLimits
 from web.routes import files_router, router
+from web.schemas import ProblemPublic
 from web.suno import router as suno_router
 
 STATIC = Path(__file__).parent / "static"
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Refrain studio",
         version="0.2.0",
         lifespan=lifespan,
+        responses={code: {"model": ProblemPublic} for code in (400, 401, 413, 422, 429)},
         description="Refrain's own API (/api/v1) and a Suno-compatible one (/api). Every song Refrain "
         "makes is AI-generated, watermarked and carries signed content credentials.",
     )

@@ -344,7 +344,8 @@ def _serve(request: Request, key: str, media_type: str, filename: str | None = N
     return FileResponse(path, media_type=media_type)
 
 
-@files_router.api_route("/files/{song_id}/hls/{name}", methods=["GET", "HEAD"], responses=ERRORS)
+@files_router.get("/files/{song_id}/hls/{name}", responses=ERRORS)
+@files_router.head("/files/{song_id}/hls/{name}", include_in_schema=False)
 def get_hls_file(song_id: str, name: str, request: Request, session: SessionDep) -> Response:
     """The song's HLS playlist (its segment URLs signed like the playlist's) and segments."""
     song = _readable_song(request, session, song_id, f"/files/{song_id}/hls/{name}")
@@ -375,7 +376,8 @@ def get_hls_file(song_id: str, name: str, request: Request, session: SessionDep)
     )
 
 
-@files_router.api_route("/files/{song_id}/{fmt}", methods=["GET", "HEAD"], responses=ERRORS)
+@files_router.get("/files/{song_id}/{fmt}", responses=ERRORS)
+@files_router.head("/files/{song_id}/{fmt}", include_in_schema=False)
 def get_file(song_id: str, fmt: str, request: Request, session: SessionDep) -> Response:
     """The song's file; range requests (206) let players seek, here or at the bucket."""
     song = _readable_song(request, session, song_id, f"/files/{song_id}/{fmt}")

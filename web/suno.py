@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from functions.errors import InvalidRequest
 from functions.gen import known_engines
@@ -45,7 +46,7 @@ class SunoRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HTTPException as exc:
+            except StarletteHTTPException as exc:  # FastAPI's own (a body it cannot parse) included
                 return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}

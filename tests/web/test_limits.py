@@ -26,7 +26,9 @@ def test_bodies_over_the_limit_get_413(tmp_path: Path) -> None:
                 yield b"la " * 100
             yield b'"}'
 
-        streamed = client.post("/api/v1/songs", content=chunks(), headers={"content-type": "application/json"})
+        streamed = client.post(
+            "/api/v1/songs", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert streamed.status_code == 413
         assert client.get("/api/v1/songs").json() == []
 
@@ -38,7 +40,9 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
         statuses = [client.get("/api/v1/songs", headers=alice).status_code for _ in range(6)]
         assert statuses == [200] * 5 + [429]
         limited = client.get("/api/v1/songs", headers=alice)
-        assert 1 <= int(limited.headers["retry-after"]) <= 60 and "too many requests" in limited.json()["detail"]
+        assert (
+            1 <= int(limited.headers["retry-after"]) <= 60 and "too many requests" in limited.json()["detail"]
+        )
         assert client.get("/api/v1/songs", headers=bob).status_code == 200  # per key, not global
         suno = client.get("/api/get", headers=alice)
         assert suno.status_code == 429 and "error" in suno.json() and suno.headers["retry-after"]
@@ -52,7 +56,9 @@ def _modal_studio(tmp_path: Path, **overrides: object) -> tuple[TestClient, list
     return client, spawned
 
 
-def test_the_modal_dispatcher_spawns_one_call_per_job_and_the_function_body_finishes_it(tmp_path: Path) -> None:
+def test_the_modal_dispatcher_spawns_one_call_per_job_and_the_function_body_finishes_it(
+    tmp_path: Path,
+) -> None:
     client, spawned = _modal_studio(tmp_path)
     with client:
         job = client.post("/api/v1/songs", json=QUICK_SONG).json()
@@ -94,7 +100,7 @@ def test_without_credits_a_request_gets_402_and_creates_nothing(tmp_path: Path) 
 
 
 def test_a_failed_job_gives_its_credits_back(tmp_path: Path) -> None:
-    client, spawned = _modal_studio(tmp_path)
+    client, _ = _modal_studio(tmp_path)
     with client:
         job = client.post("/api/v1/songs", json=QUICK_SONG).json()
         assert client.get("/api/get_limit").json()["monthly_usage"] == 5

@@ -40,7 +40,7 @@ function songItem(song) {
 }
 
 async function loadLibrary() {
-  const songs = await api("/api/v1/songs");
+  const songs = await api("/api/v1/songs?status=complete");
   $("songs").replaceChildren(...songs.map(songItem));
 }
 
