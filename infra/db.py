@@ -179,7 +179,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # one connection per API worker thread (AnyIO runs sync endpoints on up to 40) without waiting
+        engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=30)
     migrate(engine)
     return engine
 
