@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -58,8 +61,11 @@ def create_api_key(session: Session, user_id: str, name: str = "") -> tuple[ApiK
 
 
 def user_for_key(session: Session, key: str) -> User | None:
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None)))
-    return session.get(User, row.user_id) if row is not None else None
+    return session.scalar(
+        select(User)
+        .join(ApiKey, ApiKey.user_id == User.id)
+        .where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
+    )
 
 
 def create_web_session(session: Session, user_id: str, days: int) -> str:
@@ -121,3 +127,38 @@ class UrlSigner:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive datetimes
+
+
+class IdentityCache:
+    """Who a credential belongs to, remembered for `ttl_s` seconds so that polling clients cost no
+    database lookup per request. A revoked key or ended session stops working at once in the process
+    that revoked it, and within `ttl_s` in others."""
+
+    def __init__(self, ttl_s: float, max_items: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self._items: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, credential: str, load: Callable[[], User | None]) -> User | None:
+        key = digest(credential)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = load()
+        if user is not None and self.ttl_s > 0:
+            with self._lock:
+                if len(self._items) >= self.max_items:
+                    self._items.clear()
+                self._items[key] = (now + self.ttl_s, user)
+        return user
+
+    def forget(self, credential: str | None = None, user_id: str | None = None) -> None:
+        with self._lock:
+            if credential is not None:
+                self._items.pop(digest(credential), None)
+            if user_id is not None:
+                for key in [k for k, (_, u) in self._items.items() if u.id == user_id]:
+                    del self._items[key]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +30,7 @@ from functions.post.credentials import SigningMaterial
 from functions.post.encode import STUDIO_FORMATS
 from functions.progress import ProgressFn
 from functions.request import SongRequest
-from infra.db import UNFINISHED, CreditEntry, Job, JobEvent, Song, User
+from infra.db import UNFINISHED, CreditEntry, Job, JobEvent, Song, User, _new_id, _now
 from infra.settings import Settings
 from infra.storage import Storage
 
@@ -75,15 +75,22 @@ def credits_used(session: Session, user_id: str, since: datetime | None = None) 
     return -int(total or 0)
 
 
-def credits_left(session: Session, user: User) -> int:
-    granted = session.scalar(
-        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(
-            CreditEntry.user_id == user.id,
+def _net_spend(user_id: str) -> Any:
+    """This month's extra grants minus charges net of refunds, as a scalar subquery (<= 0 usually)."""
+    return (
+        select(func.coalesce(func.sum(CreditEntry.delta), 0))
+        .where(
+            CreditEntry.user_id == user_id,
             CreditEntry.created_at >= month_start(),
-            CreditEntry.reason == "grant",
+            CreditEntry.reason.in_(("charge", "refund", "grant")),
         )
+        .scalar_subquery()
     )
-    return user.monthly_credits + int(granted or 0) - credits_used(session, user.id)
+
+
+def credits_left(session: Session, user: User) -> int:
+    """The monthly grant plus extra grants, minus this month's charges net of refunds (one query)."""
+    return user.monthly_credits + int(session.scalar(select(_net_spend(user.id))) or 0)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,38 @@ class Work:
     source_song_id: str | None = None  # extend / stems: the clip worked on
     continue_at_s: float | None = None  # extend: where the continuation starts
     lyrics_by: str = "user"
+
+
+# Statements built once: building SQL expressions costs more CPU than running them on a busy API.
+_LIMITS = select(
+    select(func.count())
+    .select_from(Job)
+    .where(Job.user_id == bindparam("user_id"), Job.status.in_(UNFINISHED))
+    .scalar_subquery(),
+    select(func.coalesce(func.sum(CreditEntry.delta), 0))
+    .where(
+        CreditEntry.user_id == bindparam("user_id"),
+        CreditEntry.created_at >= bindparam("since"),
+        CreditEntry.reason.in_(("charge", "refund", "grant")),
+    )
+    .scalar_subquery(),
+)
+_INSERT_JOB = insert(Job)
+_INSERT_SONG = insert(Song)
+_INSERT_CREDIT = insert(CreditEntry)
+_INSERT_EVENT = insert(JobEvent)
+_MARK_QUEUED = (
+    update(Job)
+    .where(Job.id == bindparam("the_job"), Job.status == "submitted")
+    .values(status="queued", stage="queued")
+    .execution_options(synchronize_session=False)
+)
+_CLIPS_QUEUED = (
+    update(Song)
+    .where(Song.job_id == bindparam("the_job"))
+    .values(status="queue")
+    .execution_options(synchronize_session=False)
+)
 
 
 class JobService:
@@ -132,21 +171,21 @@ class JobService:
             user = session.get(User, user_id, with_for_update=True)
             if user is None:
                 raise InvalidRequest("user", user_id, "unknown user")
-            unfinished = session.scalar(
-                select(func.count())
-                .select_from(Job)
-                .where(Job.user_id == user_id, Job.status.in_(UNFINISHED))
-            )
+            unfinished, spent = session.execute(_LIMITS, {"user_id": user_id, "since": month_start()}).one()
             if (unfinished or 0) >= self.settings.max_running_jobs:
                 raise LimitExceeded(
                     f"{unfinished} jobs are still running (at most {self.settings.max_running_jobs}); "
                     "try again when one finishes",
                     retry_after_s=10,
                 )
-            left = credits_left(session, user)
+            left = user.monthly_credits + int(spent or 0)
             if left < cost:
                 raise NotEnoughCredits(f"this needs {cost} credits and {left} are left this month")
+            # Bulk inserts (no unit of work): submissions are the API's busiest writes. The objects
+            # built here are transient: the response is made from them, never from a reload.
+            now = _now()
             job = Job(
+                id=_new_id(),
                 user_id=user_id,
                 kind=work.kind,
                 request={
@@ -157,43 +196,88 @@ class JobService:
                         "lyrics_by": work.lyrics_by,
                     },
                 },
+                status="submitted",
+                stage="submitted",
+                step=0,
+                total=0,
+                error=None,
+                attempts=0,
+                claim=None,
                 credits=cost,
+                created_at=now,
+                finished_at=None,
             )
-            session.add(job)
-            session.flush()
-            for i in range(clips):
-                session.add(
-                    Song(
-                        job_id=job.id,
-                        user_id=user_id,
-                        variation=i,
-                        status="submitted",
-                        title=request.title,
-                        prompt=request.prompt,
-                        lyrics="" if request.instrumental else request.lyrics,
-                        style=", ".join(request.style_tags),
-                        negative_style=", ".join(request.negative_tags),
-                        engine=request.engine,
-                        seed=request.seed + i,
-                        duration_s=request.duration_s,
-                        files={},
-                        song_metadata={"kind": work.kind, "source_song_id": work.source_song_id},
-                    )
-                )
+            songs = [
+                {
+                    "id": _new_id(),
+                    "job_id": job.id,
+                    "user_id": user_id,
+                    "variation": i,
+                    "status": "submitted",
+                    "error_message": None,
+                    "title": request.title,
+                    "prompt": request.prompt,
+                    "lyrics": "" if request.instrumental else request.lyrics,
+                    "style": ", ".join(request.style_tags),
+                    "negative_style": ", ".join(request.negative_tags),
+                    "engine": request.engine,
+                    "seed": request.seed + i,
+                    "duration_s": request.duration_s,
+                    "files": {},
+                    "song_metadata": {"kind": work.kind, "source_song_id": work.source_song_id},
+                    "created_at": now,
+                }
+                for i in range(clips)
+            ]
+            columns = ("id", "user_id", "kind", "request", "status", "stage", "step", "total", "attempts")
+            session.execute(
+                _INSERT_JOB, [{"created_at": now, "credits": cost, **{c: getattr(job, c) for c in columns}}]
+            )
+            session.execute(_INSERT_SONG, songs)
             if cost:
-                session.add(CreditEntry(user_id=user_id, job_id=job.id, delta=-cost, reason="charge"))
-            append_event(session, job, "progress", "submitted")
-        self.dispatch(job.id)
-        with self.sessions() as session:
-            fresh = session.get(Job, job.id)
-            assert fresh is not None
-            _ = list(fresh.songs)
-            return fresh
+                charge = {"user_id": user_id, "job_id": job.id, "delta": -cost, "reason": "charge"}
+                session.execute(_INSERT_CREDIT, [{**charge, "created_at": now}])
+            event = {
+                "job_id": job.id,
+                "seq": 1,
+                "kind": "progress",
+                "stage": "submitted",
+                "step": 0,
+                "total": 0,
+            }
+            session.execute(_INSERT_EVENT, [{**event, "message": "", "created_at": now}])
+            job.songs = [Song(**fields) for fields in songs]
+        if self.dispatch(job.id):
+            job.status = job.stage = "queued"  # what the database says now (the objects are detached)
+            for song in job.songs:
+                song.status = "queue"
+        return job
 
-    def dispatch(self, job_id: str) -> None:
+    def dispatch(self, job_id: str) -> bool:
+        """Hand the job over, then mark it queued (unless a runner has taken it already). If the
+        hand-over fails the job stays `submitted`, durable, and `recover` sends it again."""
         assert self.dispatcher is not None, "JobService.dispatcher is not set"
-        self._set(job_id, None, status="queued", stage="queued", only_from=("submitted",))
-        self.dispatcher.dispatch(job_id)
+        try:
+            self.dispatcher.dispatch(job_id)
+        except Exception:
+            log.exception(
+                "job %s could not be handed to the %s runner; kept for recovery", job_id, self.dispatcher.name
+            )
+            return False
+        with self.sessions() as session, session.begin():
+            moved = session.execute(_MARK_QUEUED, {"the_job": job_id}).rowcount
+            if moved:  # the UPDATE holds the row and no attempt has claimed the job: its one event is #1
+                session.execute(_CLIPS_QUEUED, {"the_job": job_id})
+                event = {
+                    "job_id": job_id,
+                    "seq": 2,
+                    "kind": "progress",
+                    "stage": "queued",
+                    "step": 0,
+                    "total": 0,
+                }
+                session.execute(_INSERT_EVENT, [{**event, "message": "", "created_at": _now()}])
+        return True
 
     def recover(self) -> int:
         """At start: hand out again what a previous process accepted but never handed over.

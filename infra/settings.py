@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    access_log: bool = Field(default=True, description="uvicorn's line per request")
+    gil_switch_interval_s: float = Field(default=0.001, gt=0, description="sys.setswitchinterval for the API")
     default_engine: str = "sketch"
     device: str = "auto"
     soundfont: str | None = Field(default=None, description="General MIDI .sf2 for the sketch engine")
@@ -82,6 +84,9 @@ class Settings(BaseSettings):
     monthly_credits: int = Field(default=500, ge=0, description="credits granted to each new account monthly")
     credits_per_clip: int = Field(default=5, ge=0)
     session_days: int = 30
+    auth_cache_s: float = Field(
+        default=5.0, ge=0, description="how long a process remembers whose key is whose"
+    )
     secret_key: str | None = Field(default=None, description="signs file URLs; made under data_dir if unset")
     redis_url: str | None = Field(default=None, description="shared rate-limit store; in-memory if unset")
     rate_limit: str = Field(default="600/minute", description="requests per principal (limits' notation)")

@@ -103,6 +103,7 @@ def logout(request: Request, session: SessionDep) -> Response:
     if token := request.cookies.get(SESSION_COOKIE):
         end_web_session(session, token)
         session.commit()
+        request.app.state.identities.forget("session:" + token)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -136,10 +137,11 @@ def list_keys(user: UserDep, session: SessionDep) -> list[KeyPublic]:
 
 
 @router.delete("/keys/{key_id}", status_code=204, responses={401: {}, 404: {}})
-def revoke_key(key_id: str, user: UserDep, session: SessionDep) -> Response:
+def revoke_key(key_id: str, request: Request, user: UserDep, session: SessionDep) -> Response:
     row = session.get(ApiKey, key_id)
     if row is None or row.user_id != user.id or row.revoked_at is not None:
         raise HTTPException(404, f"no key {key_id}")
     row.revoked_at = datetime.now(UTC)
     session.commit()
+    request.app.state.identities.forget(user_id=user.id)  # keys are stored hashed: forget the user's
     return Response(status_code=204)

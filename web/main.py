@@ -12,13 +12,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from functions.errors import InvalidRequest, MissingTool
-from infra.accounts import UrlSigner
+from infra.accounts import IdentityCache, UrlSigner
 from infra.db import make_engine, make_sessions
 from infra.jobs import LimitExceeded, NotEnoughCredits
 from infra.settings import Settings, get_settings
 from infra.wiring import make_job_service, make_storage
 from local.device import pick_device
 from web.account_routes import router as account_router
+from web.fastpath import JobReader, is_postgres
 from web.limits import BodySizeLimit, RateLimited, RateLimits
 from web.routes import files_router, router
 from web.schemas import ProblemPublic
@@ -33,7 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.jobs.recover()
+        if app.state.reader is not None:
+            await app.state.reader.open()
         yield
+        if app.state.reader is not None:
+            await app.state.reader.close()
         app.state.jobs.shutdown()
 
     app = FastAPI(
@@ -52,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings, app.state.sessions, app.state.storage, pick_device(settings.device)
     )
     app.state.signer = UrlSigner(settings.url_secret(), settings.url_ttl_s)
+    app.state.identities = IdentityCache(settings.auth_cache_s)
+    url = settings.resolved_database_url
+    app.state.reader = JobReader(url) if is_postgres(url) else None
     app.state.limits = RateLimits(settings.redis_url, settings.rate_limit, settings.submit_rate_limit)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 

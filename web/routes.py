@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from functions.gen import known_engines
@@ -25,7 +25,7 @@ from functions.request import SongRequest, build_request
 from infra.accounts import create_share_link, shared_song_id
 from infra.db import Job, JobEvent, ShareLink, Song, User
 from infra.jobs import JobService, Work
-from web.deps import JobDep, ServiceDep, SessionDep, SongDep, UserDep, current_user
+from web.deps import JobDep, ServiceDep, SessionDep, SongDep, UserDep, resolve_user
 from web.schemas import (
     EnginesPublic,
     ExtendCreate,
@@ -186,8 +186,22 @@ def stems_job(request: Request, service: JobService, user: User, song: Song) -> 
 
 
 @router.get("/jobs/{job_id}", responses=ERRORS)
-def get_job(job: JobDep, request: Request) -> JobPublic:
+async def get_job(job_id: str, request: Request, user: UserDep) -> JobPublic:
+    """The job and its clips: the polling alternative to /events. On PostgreSQL one async query."""
+    reader = request.app.state.reader
+    if reader is not None:
+        job = await reader.job(job_id)
+    else:
+        job = await run_in_threadpool(_load_job, request.app.state.sessions, job_id)
+    if job is None or job.user_id != user.id:
+        raise HTTPException(404, f"no job {job_id}")
     return job_public(request, job)
+
+
+def _load_job(sessions: sessionmaker, job_id: str) -> Job | None:
+    with sessions() as session:
+        job = session.get(Job, job_id, options=[joinedload(Job.songs)])
+        return job
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=ERRORS)
@@ -323,7 +337,7 @@ def _readable_song(request: Request, session: Session, song_id: str, path: str) 
     if request.app.state.signer.valid(path, request.query_params.get("exp"), request.query_params.get("sig")):
         return song
     try:
-        user = current_user(request, session)
+        user = resolve_user(request, session)
     except HTTPException:
         user = None
     if user is None or user.id != song.user_id:

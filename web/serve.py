@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from infra.settings import get_settings
@@ -10,7 +12,16 @@ from web.main import create_app
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # Sync endpoints run on worker threads beside the event loop; a shorter GIL switch interval
+    # (default 5 ms) keeps a busy thread from holding up the loop's many short requests.
+    sys.setswitchinterval(settings.gil_switch_interval_s)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=settings.access_log,
+    )
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class SketchEngine:
     # 1. check inputs (cheap: composes the form only)
     def check(self, request: SongRequest) -> None:
         for i in range(request.variations):
-            self._score(request, request.seed + i)
+            self._score(request, request.seed + i, form_only=True)
 
     def _sections(self, request: SongRequest) -> list[Section]:
         if request.lyrics.strip():
@@ -87,10 +87,10 @@ class SketchEngine:
             return sections
         return []
 
-    def _score(self, request: SongRequest, seed: int) -> Score:
+    def _score(self, request: SongRequest, seed: int, form_only: bool = False) -> Score:
         style: StylePlan = plan_style(request, _sub_rng(seed, "style"))
         sung = not request.instrumental and bool(request.lyrics.strip())
-        return Composer(style, seed).compose(self._sections(request), request.duration_s, sung)
+        return Composer(style, seed).compose(self._sections(request), request.duration_s, sung, form_only)
 
     # 2. generate
     def generate(self, request: SongRequest, *, on_progress: ProgressFn = no_progress) -> list[RenderedSong]:

@@ -198,7 +198,10 @@ class Composer:
         self.scale = scale_pcs(style.tonic_pc, style.mode)
 
     # 1. form
-    def compose(self, sections: list[Section], duration_s: float, sung: bool) -> Score:
+    def compose(
+        self, sections: list[Section], duration_s: float, sung: bool, form_only: bool = False
+    ) -> Score:
+        """The whole score; with `form_only`, just the sections placed in bars (what a check needs)."""
         style = self.style
         total_bars = bars_for(duration_s, style.bpm, style.beats_per_bar)
         bpm = total_bars * style.beats_per_bar * 60.0 / duration_s  # exact length, tempo within half a bar
@@ -217,6 +220,8 @@ class Composer:
             line_bars = 1  # a faster delivery: one bar per line
             form = plan_form(sections, total_bars, line_bars, bpm, sung, bar_s)
         score = Score(style, bpm, duration_s, total_bars, line_bars, form, [], [])
+        if form_only:
+            return score
         chords = self._harmony(form)
         self._band(score, chords)
         self._melodies(score, chords)
