@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(ffmpeg fluidsynth fluid-soundfont-gm espeak-ng libsndfile1)
 BREW_PACKAGES=(ffmpeg fluid-synth espeak-ng libsndfile)
+if [[ "${1:-}" == "--test" ]]; then  # developer tools: wrk drives the API benchmark (bench/api.sh)
+  APT_PACKAGES+=(wrk)
+  BREW_PACKAGES+=(wrk)
+fi
 
 install_system() {
   if [[ "$(uname -s)" == "Darwin" ]]; then
