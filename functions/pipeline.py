@@ -94,6 +94,7 @@ def make_songs(
     engine: Engine | None = None,
     lyricist: Lyricist | None = None,
     lyrics_by: str | None = None,
+    song_ids: list[str] | None = None,
     on_progress: ProgressFn = no_progress,
 ) -> list[SongOutput]:
     """Make `request.variations` finished songs in `out_dir`; on any failure nothing is left behind."""
@@ -114,7 +115,8 @@ def make_songs(
         assert stage is not None
         for i, song in enumerate(rendered):
             on_progress("mastering", i, len(rendered))
-            outputs.append(_finish(song, i, request, base_name, post, stage, stem_stage, written_by))
+            song_id = song_ids[i] if song_ids else None
+            outputs.append(_finish(song, i, request, base_name, post, stage, stem_stage, written_by, song_id))
             on_progress("encoding", i + 1, len(rendered))
         on_progress("saving", 1, 1)
     for output in outputs:
@@ -133,19 +135,23 @@ def _finish(
     stage: Path,
     stem_stage: Path | None,
     written_by: str,
+    song_id: str | None = None,
 ) -> SongOutput:
     # The watermark goes in before mastering: it moves peaks by up to ~1.5 dB, and mastering after it
     # keeps the loudness and true-peak promises; mastering's smooth gain leaves the mark readable.
     audio, song_stems = song.audio, song.stems
     watermark: dict[str, object] = {"applied": False}
     if post.watermark is not None:
-        message = message_for(f"{song.seed}:{request.prompt}:{index}")
+        # the payload points back to the stored song where there is one (the studio), else to the take
+        message = message_for(song_id or f"{song.seed}:{request.prompt}:{index}")
         wanted = song_stems if stem_stage is not None else None
         audio, marked_stems = embed(post.watermark, song.audio, song.sample_rate_hz, message, wanted)
         song_stems = marked_stems if marked_stems is not None else song_stems
         watermark = {"applied": True, "backend": post.watermark.name}
         if post.watermark.name == "audioseal":
             watermark["message"] = message
+            if song_id:
+                watermark["song_id"] = song_id
     mastered = master(audio, song.sample_rate_hz, post.target_lufs, post.ceiling_dbtp)
     names = output_names(base_name, index, post.formats)
     song_name = names[post.formats[0]].split(".", 1)[0]  # song, song-2, … : also names HLS and stems

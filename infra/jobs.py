@@ -314,6 +314,7 @@ class JobService:
                 session.execute(update(Song).where(Song.job_id == job_id).values(status="queue"))
                 append_event(session, job, "progress", f"attempt {job.attempts}")
             raw, kind = dict(job.request), job.kind
+            clip_ids = [song.id for song in sorted(job.songs, key=lambda song: song.variation)]
         if attempts >= 0:
             return self._fail(
                 job_id, token, f"gave up after {attempts} attempts (the worker stopped each time)"
@@ -333,7 +334,7 @@ class JobService:
         try:
             if self.storage.name == "local":
                 shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt's leftovers
-            outputs = self._execute(request, work, folder, on_progress)
+            outputs = self._execute(request, work, folder, on_progress, clip_ids)
             keys = self.storage.commit(folder, job_id)
         except (InvalidRequest, RefrainError) as exc:
             return self._fail(job_id, token, str(exc))
@@ -354,7 +355,9 @@ class JobService:
             ffmpeg=self.settings.ffmpeg,
         )
 
-    def _execute(self, request: SongRequest, work: Work, folder: Path, on_progress: ProgressFn) -> list[Any]:
+    def _execute(
+        self, request: SongRequest, work: Work, folder: Path, on_progress: ProgressFn, clip_ids: list[str]
+    ) -> list[Any]:
         from functions.pipeline import extend_song, make_stems
 
         engine = self.engine(request.engine)
@@ -390,6 +393,7 @@ class JobService:
             post=self.post_options(),
             engine=engine,
             lyrics_by=work.lyrics_by,
+            song_ids=clip_ids or None,
             on_progress=on_progress,
         )
 

@@ -113,8 +113,10 @@ class AudioSealBackend:
                 )
         import torch
         from audioseal import AudioSeal
+        from audioseal.libs.moshi.utils.compile import no_compile
 
         self._torch = torch
+        self._no_compile = no_compile
         self._device = torch.device(device)
         self.generator = AudioSeal.load_generator(str(generator_path), nbits=self.nbits, device=self._device)
         self.detector = AudioSeal.load_detector(str(detector_path), nbits=self.nbits, device=self._device)
@@ -128,13 +130,15 @@ class AudioSealBackend:
 
     def mark(self, mono: np.ndarray, message: int) -> np.ndarray:
         bits = [(message >> i) & 1 for i in range(self.nbits)]
-        with self._torch.inference_mode():
+        # AudioSeal wraps its generator in a lazy torch.compile: on CPU that compiles with inductor for
+        # every new song length (minutes each). Eager mode is what the finishing chain wants.
+        with self._no_compile(), self._torch.inference_mode():
             payload = self._torch.tensor([bits], device=self._device)
             watermark = self.generator.get_watermark(self._tensor(mono), self.sample_rate_hz, message=payload)
         return mono + watermark[0, 0].cpu().numpy().astype(np.float32)
 
     def detect(self, mono: np.ndarray) -> Detection:
-        with self._torch.inference_mode():
+        with self._no_compile(), self._torch.inference_mode():
             probability, bits = self.detector.detect_watermark(self._tensor(mono), self.sample_rate_hz)
         value = sum(int(b) << i for i, b in enumerate(bits[0].round().int().tolist()))
         confidence = float(probability)

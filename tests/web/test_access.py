@@ -157,6 +157,12 @@ def test_browser_sessions_sign_up_in_and_out(accounts: TestClient) -> None:
     assert accounts.get("/api/v1/me", headers=bearer).status_code == 401  # revoked
 
 
+def test_the_page_offers_sign_in_in_accounts_mode(accounts: TestClient) -> None:
+    page = accounts.get("/")
+    assert page.status_code == 200 and 'id="signin-form"' in page.text
+    assert "/api/v1/auth/login" in accounts.get("/static/app.js").text
+
+
 def test_signup_is_closed_unless_opened(tmp_path: Path) -> None:
     settings = quick_settings(tmp_path / "data", auth="accounts")
     with TestClient(create_app(settings)) as client:

@@ -5,7 +5,11 @@ const $ = (id) => document.getElementById(id);
 async function api(path, options = {}) {
   const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || `request failed (${response.status})`);
+  if (!response.ok) {
+    const error = new Error(body.detail || `request failed (${response.status})`);
+    error.status = response.status;
+    throw error;
+  }
   return body;
 }
 
@@ -87,7 +91,38 @@ async function create(event) {
   }
 }
 
+// Accounts mode: the studio asks who is there; a 401 shows the sign-in form (the session is a cookie).
+async function signIn(event) {
+  event.preventDefault();
+  $("signin-error").hidden = true;
+  const body = { email: $("email").value, password: $("password").value };
+  try {
+    await api("/api/v1/auth/login", { method: "POST", body: JSON.stringify(body) });
+    $("signin").hidden = true;
+    $("studio").hidden = false;
+    await start();
+  } catch (error) {
+    $("signin-error").textContent = error.message;
+    $("signin-error").hidden = false;
+  }
+}
+
 async function init() {
+  $("signin-form").addEventListener("submit", signIn);
+  try {
+    await api("/api/v1/me");
+  } catch (error) {
+    if (error.status === 401) {
+      $("studio").hidden = true;
+      $("signin").hidden = false;
+      return;
+    }
+    throw error;
+  }
+  await start();
+}
+
+async function start() {
   const { engines, default: fallback } = await api("/api/v1/engines");
   $("engine").replaceChildren(...engines.map((name) => element("option", name === fallback ? { selected: "" } : {}, name)));
   $("create-form").addEventListener("submit", create);

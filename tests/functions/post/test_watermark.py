@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from functions.errors import MissingTool
 from functions.post.encode import FORMATS, decode, encode, make_hls
 from functions.post.master import master
 from functions.post.watermark import AudioSealBackend, detect, embed, get_backend, message_for
+from tests.utils.checkpoints import tiny_audioseal as _tiny_audioseal
 from tests.utils.songs import sketch_song
 
 RATE = 44100
@@ -69,33 +69,6 @@ def test_watermarked_stems_sum_to_the_watermarked_mix(perth, rock) -> None:  # t
     assert detect(perth, mix, RATE).present
     change = np.sqrt(np.mean((mix - rock.audio) ** 2) / np.mean(rock.audio**2))
     assert 0.01 < change < 0.3  # a real change, well under the music
-
-
-def _tiny_audioseal(kind: str, folder: Path) -> Path:
-    """A random-weight AudioSeal model, saved as the real loader expects: torch.save({'xp.cfg', 'model'})."""
-    from importlib.resources import files as package_files
-
-    import yaml
-    from audioseal.builder import (
-        AudioSealDetectorConfig,
-        AudioSealWMConfig,
-        create_detector,
-        create_generator,
-    )
-    from audioseal.loader import AudioSeal
-
-    card = "audioseal_wm_16bits.yaml" if kind == "generator" else "audioseal_detector_16bits.yaml"
-    config = yaml.safe_load((package_files("audioseal") / "cards" / card).read_text())
-    config.pop("checkpoint")
-    config["seanet"].update(n_filters=4, dimension=8, lstm=0)
-    schema = AudioSealWMConfig if kind == "generator" else AudioSealDetectorConfig
-    parsed = AudioSeal.parse_config(config, config_type=schema, nbits=16)  # type: ignore[arg-type]
-    torch.manual_seed(0)
-    model = create_generator(parsed) if kind == "generator" else create_detector(parsed)  # type: ignore[arg-type]
-    state = {k.replace(".inner_conv.", "."): v for k, v in model.state_dict().items()}
-    path = folder / f"{kind}.pth"
-    torch.save({"xp.cfg": config, "model": state}, path)
-    return path
 
 
 def test_audioseal_loads_tiny_checkpoints_and_carries_16_bits(tmp_path: Path) -> None:
