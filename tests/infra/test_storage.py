@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from infra.storage import LocalStorage, S3Storage
-from tests.utils.s3 import CREDENTIALS, fetch, s3_server
+from tests.utils.s3 import CREDENTIALS, create_bucket, fetch, s3_server
 
 
 @pytest.fixture(scope="module")
@@ -18,18 +17,8 @@ def endpoint() -> Iterator[str]:
         yield url
 
 
-def _bucket(endpoint: str, name: str) -> None:
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=CREDENTIALS["region"],
-        aws_access_key_id=CREDENTIALS["access_key_id"],
-        aws_secret_access_key=CREDENTIALS["secret_access_key"],
-    ).create_bucket(Bucket=name)
-
-
 def _s3(endpoint: str, bucket: str, tmp_path: Path, ttl_s: int = 3600) -> S3Storage:
-    _bucket(endpoint, bucket)
+    create_bucket(endpoint, bucket)
     return S3Storage(
         bucket, endpoint_url=endpoint, url_ttl_s=ttl_s, scratch=tmp_path / "scratch", **CREDENTIALS
     )

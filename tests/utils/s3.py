@@ -54,3 +54,15 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def create_bucket(endpoint: str, name: str) -> None:
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=CREDENTIALS["region"],
+        aws_access_key_id=CREDENTIALS["access_key_id"],
+        aws_secret_access_key=CREDENTIALS["secret_access_key"],
+    ).create_bucket(Bucket=name)

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from infra.db import CreditEntry, Job
 from infra.queue import ModalDispatcher
-from tests.utils.s3 import CREDENTIALS, fetch, s3_server
+from tests.utils.s3 import CREDENTIALS, create_bucket, fetch, s3_server
 from tests.utils.studio import QUICK_SONG, add_user, quick_settings, wait_job
 from web.main import create_app
 
@@ -114,15 +114,7 @@ def test_a_failed_job_gives_its_credits_back(tmp_path: Path) -> None:
 
 def test_the_studio_on_s3_storage_serves_presigned_urls(tmp_path: Path) -> None:
     with s3_server() as endpoint:
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=CREDENTIALS["region"],
-            aws_access_key_id=CREDENTIALS["access_key_id"],
-            aws_secret_access_key=CREDENTIALS["secret_access_key"],
-        ).create_bucket(Bucket="refrain")
+        create_bucket(endpoint, "refrain")
         settings = quick_settings(
             tmp_path / "data",
             storage="s3",
