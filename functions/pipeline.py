@@ -120,7 +120,7 @@ def make_songs(
             on_progress("encoding", i + 1, len(rendered))
         on_progress("saving", 1, 1)
     for output in outputs:
-        output.files = {fmt: out_dir / path.relative_to(stage) for fmt, path in output.files.items()}
+        output.files = _placed(output.files, stage, out_dir)
         if stems_dir is not None:
             output.stems = {name: stems_dir / path.name for name, path in output.stems.items()}
     return outputs
@@ -243,6 +243,11 @@ def _check_writable(directory: Path) -> None:
         raise InvalidRequest("out", str(directory), f"cannot write to {directory}: {exc.strerror}") from None
 
 
+def _placed(files: dict[str, Path], stage: Path, out_dir: Path) -> dict[str, Path]:
+    """Where staged files are once `_staging` has moved them in."""
+    return {fmt: out_dir / path.relative_to(stage) for fmt, path in files.items()}
+
+
 @contextmanager
 def _staging(directory: Path | None) -> Iterator[Path | None]:
     """A hidden folder next to the destination; its files move in only if the block succeeds."""
@@ -315,7 +320,7 @@ def extend_song(
         assert stage is not None
         output = _finish(song, 0, request, "song", post, stage, None, written_by)
         on_progress("saving", 1, 1)
-    output.files = {fmt: out_dir / path.relative_to(stage) for fmt, path in output.files.items()}
+    output.files = _placed(output.files, stage, out_dir)
     return output
 
 
@@ -401,5 +406,5 @@ def make_stems(
             )
         on_progress("saving", 1, 1)
     for output in outputs:
-        output.files = {fmt: out_dir / path.relative_to(stage) for fmt, path in output.files.items()}
+        output.files = _placed(output.files, stage, out_dir)
     return outputs

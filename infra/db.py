@@ -30,11 +30,11 @@ LOCAL_USER_ID = "local"  # the single user of the zero-setup studio; created by 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -45,12 +45,12 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     email: Mapped[str | None] = mapped_column(String(320), unique=True, default=None)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)  # argon2id
     monthly_credits: Mapped[int] = mapped_column(Integer, default=500)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiKey(Base):
@@ -58,12 +58,12 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     prefix: Mapped[str] = mapped_column(String(16))  # shown in listings: "rf_ab12cd…"
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
@@ -75,14 +75,14 @@ class WebSession(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Job(Base):
     __tablename__ = "jobs"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, default=LOCAL_USER_ID)
     kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | stems
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -94,7 +94,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claim: Mapped[str | None] = mapped_column(String(32), default=None)  # the attempt that may finish it
     credits: Mapped[int] = mapped_column(Integer, default=0)  # charged at submission
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     songs: Mapped[list[Song]] = relationship(back_populates="job", order_by="Song.variation")
 
@@ -105,7 +105,7 @@ class Song(Base):
     __tablename__ = "songs"
     __table_args__ = (UniqueConstraint("job_id", "variation", name="uq_songs_job_variation"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, default=LOCAL_USER_ID)
     variation: Mapped[int] = mapped_column(Integer)
@@ -121,7 +121,7 @@ class Song(Base):
     duration_s: Mapped[float] = mapped_column(Float)
     files: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # format -> storage key
     song_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     job: Mapped[Job] = relationship(back_populates="songs")
 
 
@@ -139,7 +139,7 @@ class JobEvent(Base):
     step: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class CreditEntry(Base):
@@ -155,7 +155,7 @@ class CreditEntry(Base):
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), default=None)
     delta: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(16))  # charge | refund | grant
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class ShareLink(Base):
@@ -164,8 +164,12 @@ class ShareLink(Base):
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     song_id: Mapped[str] = mapped_column(ForeignKey("songs.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
 
 
 def make_engine(url: str) -> Engine:

@@ -10,7 +10,7 @@ The database is the source of truth and makes every run idempotent:
 from __future__ import annotations
 
 import logging
-import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from functions.errors import InvalidRequest, RefrainError
 from functions.gen import Engine, get_engine
 from functions.gen.engine import STEM_NAMES
-from functions.pipeline import PostOptions, make_songs
+from functions.pipeline import PostOptions, extend_song, make_songs, make_stems
 from functions.post.credentials import SigningMaterial
 from functions.post.encode import STUDIO_FORMATS
 from functions.progress import ProgressFn
 from functions.request import SongRequest
-from infra.db import UNFINISHED, CreditEntry, Job, JobEvent, Song, User, _new_id, _now
+from infra.db import UNFINISHED, CreditEntry, Job, JobEvent, Song, User, new_id, utcnow
 from infra.settings import Settings
 from infra.storage import Storage
 
@@ -63,59 +63,29 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def credits_used(session: Session, user_id: str, since: datetime | None = None) -> int:
-    """Credits spent this month (charges minus refunds)."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(
-            CreditEntry.user_id == user_id,
-            CreditEntry.created_at >= (since or month_start()),
-            CreditEntry.reason.in_(("charge", "refund")),
-        )
-    )
-    return -int(total or 0)
-
-
-def _net_spend(user_id: str) -> Any:
-    """This month's extra grants minus charges net of refunds, as a scalar subquery (<= 0 usually)."""
+def _ledger_sum(reasons: tuple[str, ...]) -> Any:
+    """Sum of a user's ledger entries of `reasons` since a moment, as a scalar subquery with the bind
+    parameters `user_id` and `since` (built once: see below)."""
     return (
         select(func.coalesce(func.sum(CreditEntry.delta), 0))
         .where(
-            CreditEntry.user_id == user_id,
-            CreditEntry.created_at >= month_start(),
-            CreditEntry.reason.in_(("charge", "refund", "grant")),
+            CreditEntry.user_id == bindparam("user_id"),
+            CreditEntry.created_at >= bindparam("since"),
+            CreditEntry.reason.in_(reasons),
         )
         .scalar_subquery()
     )
 
 
-def credits_left(session: Session, user: User) -> int:
-    """The monthly grant plus extra grants, minus this month's charges net of refunds (one query)."""
-    return user.monthly_credits + int(session.scalar(select(_net_spend(user.id))) or 0)
-
-
-@dataclass(frozen=True)
-class Work:
-    """What a job asks for, beyond the song request itself."""
-
-    kind: str = "generate"  # generate | extend | stems
-    source_song_id: str | None = None  # extend / stems: the clip worked on
-    continue_at_s: float | None = None  # extend: where the continuation starts
-    lyrics_by: str = "user"
-
-
 # Statements built once: building SQL expressions costs more CPU than running them on a busy API.
+_SPENT = select(_ledger_sum(("charge", "refund")))  # charges net of refunds (<= 0)
+_NET = _ledger_sum(("charge", "refund", "grant"))  # and extra grants
 _LIMITS = select(
     select(func.count())
     .select_from(Job)
     .where(Job.user_id == bindparam("user_id"), Job.status.in_(UNFINISHED))
     .scalar_subquery(),
-    select(func.coalesce(func.sum(CreditEntry.delta), 0))
-    .where(
-        CreditEntry.user_id == bindparam("user_id"),
-        CreditEntry.created_at >= bindparam("since"),
-        CreditEntry.reason.in_(("charge", "refund", "grant")),
-    )
-    .scalar_subquery(),
+    _NET,
 )
 _INSERT_JOB = insert(Job)
 _INSERT_SONG = insert(Song)
@@ -133,6 +103,41 @@ _CLIPS_QUEUED = (
     .values(status="queue")
     .execution_options(synchronize_session=False)
 )
+
+
+def credits_used(session: Session, user_id: str) -> int:
+    """Credits spent this month (charges minus refunds)."""
+    return -int(session.scalar(_SPENT, {"user_id": user_id, "since": month_start()}) or 0)
+
+
+def credits_left(session: Session, user: User) -> int:
+    """The monthly grant plus extra grants, minus this month's charges net of refunds (one query)."""
+    net = session.scalar(select(_NET), {"user_id": user.id, "since": month_start()})
+    return user.monthly_credits + int(net or 0)
+
+
+def stored_request(job: Job) -> tuple[SongRequest, dict[str, Any]]:
+    """The song request a job was submitted with, and its `Work` fields (kept beside it)."""
+    fields = dict(job.request)
+    work = fields.pop("_work", None) or {}
+    return SongRequest(**fields), work
+
+
+def _event_row(job_id: str, seq: int, stage: str, at: datetime) -> dict[str, Any]:
+    return {
+        "job_id": job_id, "seq": seq, "kind": "progress", "stage": stage, "step": 0, "total": 0,
+        "message": "", "created_at": at,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a job asks for, beyond the song request itself."""
+
+    kind: str = "generate"  # generate | extend | stems
+    source_song_id: str | None = None  # extend / stems: the clip worked on
+    continue_at_s: float | None = None  # extend: where the continuation starts
+    lyrics_by: str = "user"
 
 
 class JobService:
@@ -183,12 +188,12 @@ class JobService:
                 raise NotEnoughCredits(f"this needs {cost} credits and {left} are left this month")
             # Bulk inserts (no unit of work): submissions are the API's busiest writes. The objects
             # built here are transient: the response is made from them, never from a reload.
-            now = _now()
-            job = Job(
-                id=_new_id(),
-                user_id=user_id,
-                kind=work.kind,
-                request={
+            now, job_id = utcnow(), new_id()
+            job_row = {
+                "id": job_id,
+                "user_id": user_id,
+                "kind": work.kind,
+                "request": {
                     **request.model_dump(mode="json"),
                     "_work": {
                         "source_song_id": work.source_song_id,
@@ -196,25 +201,21 @@ class JobService:
                         "lyrics_by": work.lyrics_by,
                     },
                 },
-                status="submitted",
-                stage="submitted",
-                step=0,
-                total=0,
-                error=None,
-                attempts=0,
-                claim=None,
-                credits=cost,
-                created_at=now,
-                finished_at=None,
-            )
-            songs = [
+                "status": "submitted",
+                "stage": "submitted",
+                "step": 0,
+                "total": 0,
+                "attempts": 0,
+                "credits": cost,
+                "created_at": now,
+            }
+            song_rows = [
                 {
-                    "id": _new_id(),
-                    "job_id": job.id,
+                    "id": new_id(),
+                    "job_id": job_id,
                     "user_id": user_id,
                     "variation": i,
                     "status": "submitted",
-                    "error_message": None,
                     "title": request.title,
                     "prompt": request.prompt,
                     "lyrics": "" if request.instrumental else request.lyrics,
@@ -229,24 +230,14 @@ class JobService:
                 }
                 for i in range(clips)
             ]
-            columns = ("id", "user_id", "kind", "request", "status", "stage", "step", "total", "attempts")
-            session.execute(
-                _INSERT_JOB, [{"created_at": now, "credits": cost, **{c: getattr(job, c) for c in columns}}]
-            )
-            session.execute(_INSERT_SONG, songs)
+            session.execute(_INSERT_JOB, [job_row])
+            session.execute(_INSERT_SONG, song_rows)
             if cost:
-                charge = {"user_id": user_id, "job_id": job.id, "delta": -cost, "reason": "charge"}
+                charge = {"user_id": user_id, "job_id": job_id, "delta": -cost, "reason": "charge"}
                 session.execute(_INSERT_CREDIT, [{**charge, "created_at": now}])
-            event = {
-                "job_id": job.id,
-                "seq": 1,
-                "kind": "progress",
-                "stage": "submitted",
-                "step": 0,
-                "total": 0,
-            }
-            session.execute(_INSERT_EVENT, [{**event, "message": "", "created_at": now}])
-            job.songs = [Song(**fields) for fields in songs]
+            session.execute(_INSERT_EVENT, [_event_row(job_id, 1, "submitted", now)])
+        job = Job(**job_row, error=None, claim=None, finished_at=None)
+        job.songs = [Song(**row, error_message=None) for row in song_rows]
         if self.dispatch(job.id):
             job.status = job.stage = "queued"  # what the database says now (the objects are detached)
             for song in job.songs:
@@ -268,15 +259,7 @@ class JobService:
             moved = session.execute(_MARK_QUEUED, {"the_job": job_id}).rowcount
             if moved:  # the UPDATE holds the row and no attempt has claimed the job: its one event is #1
                 session.execute(_CLIPS_QUEUED, {"the_job": job_id})
-                event = {
-                    "job_id": job_id,
-                    "seq": 2,
-                    "kind": "progress",
-                    "stage": "queued",
-                    "step": 0,
-                    "total": 0,
-                }
-                session.execute(_INSERT_EVENT, [{**event, "message": "", "created_at": _now()}])
+                session.execute(_INSERT_EVENT, [_event_row(job_id, 2, "queued", utcnow())])
         return True
 
     def recover(self) -> int:
@@ -284,11 +267,11 @@ class JobService:
 
         Inline jobs die with their process, so every unfinished one runs again; a queue keeps its
         own jobs, so only those that never reached it (still `submitted`) are sent again."""
-        states = ("submitted",) if self.dispatcher and self.dispatcher.name == "worker" else UNFINISHED
+        assert self.dispatcher is not None, "JobService.dispatcher is not set"
+        states = ("submitted",) if self.dispatcher.name == "worker" else UNFINISHED
         with self.sessions() as session:
             ids = session.scalars(select(Job.id).where(Job.status.in_(states)).order_by(Job.created_at)).all()
         for job_id in ids:
-            assert self.dispatcher is not None
             self.dispatcher.dispatch(job_id)
         return len(ids)
 
@@ -304,24 +287,21 @@ class JobService:
                 return "missing"
             if job.status in ("complete", "error"):
                 return job.status
-            if job.attempts >= self.settings.max_attempts:
-                attempts = job.attempts
-                job.claim = token
-            else:
-                attempts = -1
+            job.claim = token
+            exhausted = job.attempts >= self.settings.max_attempts
+            if not exhausted:
                 job.attempts += 1
-                job.claim, job.status, job.stage, job.step, job.total = token, "running", "starting", 0, 0
+                job.status, job.stage, job.step, job.total = "running", "starting", 0, 0
                 session.execute(update(Song).where(Song.job_id == job_id).values(status="queue"))
                 append_event(session, job, "progress", f"attempt {job.attempts}")
-            raw, kind = dict(job.request), job.kind
-            clip_ids = [song.id for song in sorted(job.songs, key=lambda song: song.variation)]
-        if attempts >= 0:
+            attempts = job.attempts
+            request, work_fields = stored_request(job)
+            work = Work(kind=job.kind, **work_fields)
+            clip_ids = [song.id for song in job.songs]  # ordered by variation (the relationship's order)
+        if exhausted:
             return self._fail(
                 job_id, token, f"gave up after {attempts} attempts (the worker stopped each time)"
             )
-        work_fields = raw.pop("_work", {}) or {}
-        request = SongRequest(**raw)
-        work = Work(kind=kind, **work_fields)
         last = [0.0]
 
         def on_progress(stage: str, step: int, total: int) -> None:
@@ -330,10 +310,8 @@ class JobService:
                 last[0] = now
                 self._set(job_id, token, stage=stage, step=step, total=total)
 
-        folder = self.storage.staging_dir(job_id)
         try:
-            if self.storage.name == "local":
-                shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt's leftovers
+            folder = self.storage.staging_dir(job_id)  # empty: an earlier attempt's files are gone
             outputs = self._execute(request, work, folder, on_progress, clip_ids)
             keys = self.storage.commit(folder, job_id)
         except (InvalidRequest, RefrainError) as exc:
@@ -358,35 +336,33 @@ class JobService:
     def _execute(
         self, request: SongRequest, work: Work, folder: Path, on_progress: ProgressFn, clip_ids: list[str]
     ) -> list[Any]:
-        from functions.pipeline import extend_song, make_stems
-
         engine = self.engine(request.engine)
-        if work.kind == "extend":
-            assert work.source_song_id is not None and work.continue_at_s is not None
-            source = self._source_wav(work.source_song_id, folder)
-            return [
-                extend_song(
-                    request,
-                    source,
-                    work.continue_at_s,
-                    folder,
-                    post=self.post_options(),
-                    engine=engine,
-                    on_progress=on_progress,
-                )
-            ]
-        if work.kind == "stems":
+        if work.kind in ("extend", "stems"):
             assert work.source_song_id is not None
-            source = self._source_wav(work.source_song_id, folder)
-            return make_stems(
-                request,
-                source,
-                folder,
-                post=self.post_options(),
-                separator=self.settings.separator(self.device),
-                engine=engine,
-                on_progress=on_progress,
-            )
+            with tempfile.TemporaryDirectory(prefix="refrain-source-") as tmp:
+                source = self._source_wav(work.source_song_id, Path(tmp) / "source.wav")
+                if work.kind == "stems":
+                    return make_stems(
+                        request,
+                        source,
+                        folder,
+                        post=self.post_options(),
+                        separator=self.settings.separator(self.device),
+                        engine=engine,
+                        on_progress=on_progress,
+                    )
+                assert work.continue_at_s is not None
+                return [
+                    extend_song(
+                        request,
+                        source,
+                        work.continue_at_s,
+                        folder,
+                        post=self.post_options(),
+                        engine=engine,
+                        on_progress=on_progress,
+                    )
+                ]
         return make_songs(
             request,
             folder,
@@ -397,14 +373,12 @@ class JobService:
             on_progress=on_progress,
         )
 
-    def _source_wav(self, song_id: str, folder: Path) -> Path:
+    def _source_wav(self, song_id: str, path: Path) -> Path:
         with self.sessions() as session:
             song = session.get(Song, song_id)
             if song is None or "wav" not in song.files:
                 raise InvalidRequest("audio_id", song_id, f"clip {song_id} has no finished audio")
             key = song.files["wav"]
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / ".source.wav"
         self.storage.download(key, path)
         return path
 
@@ -421,10 +395,14 @@ class JobService:
             for out in outputs:
                 song = clips.get(out.index)
                 if song is None:  # a job accepted before clips were made at submission
-                    song = Song(job_id=job.id, user_id=job.user_id, variation=out.index, prompt=out.title)
+                    song = Song(
+                        job_id=job.id,
+                        user_id=job.user_id,
+                        variation=out.index,
+                        prompt=job.request.get("prompt", ""),
+                        style=", ".join(job.request.get("style_tags", [])),
+                    )
                     session.add(song)
-                    song.prompt = job.request.get("prompt", "")
-                    song.style = ", ".join(job.request.get("style_tags", []))
                 song.status = "complete"
                 song.title = out.title
                 song.lyrics = out.lyrics
@@ -463,21 +441,15 @@ class JobService:
             append_event(session, job, "error", message)
         return "error"
 
-    def _set(
-        self, job_id: str, token: str | None, only_from: tuple[str, ...] | None = None, **fields: object
-    ) -> None:
+    def _set(self, job_id: str, token: str, **fields: object) -> None:
         """Change the job row and append the matching progress event, in one transaction; only the
-        attempt holding the claim (when a token is given) may."""
+        attempt holding the claim may."""
         with self.sessions() as session, session.begin():
             job = session.get(Job, job_id, with_for_update=True)
-            if job is None or (token is not None and job.claim != token):
-                return
-            if only_from is not None and job.status not in only_from:
+            if job is None or job.claim != token:
                 return
             for name, value in fields.items():
                 setattr(job, name, value)
-            if fields.get("status") == "queued":
-                session.execute(update(Song).where(Song.job_id == job_id).values(status="queue"))
             append_event(session, job, "progress", "")
 
     def shutdown(self) -> None:

@@ -37,14 +37,22 @@ def job_prefix(job_id: str) -> str:
     return f"songs/{job_id}"
 
 
+def job_files(folder: Path, job_id: str) -> dict[Path, str]:
+    """Every file a job left in `folder` (hidden staging leftovers aside) and its object key."""
+    root = folder.resolve()
+    return {
+        path: f"{job_prefix(job_id)}/{path.resolve().relative_to(root).as_posix()}"
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    }
+
+
 class Storage(Protocol):
     name: str
 
     def staging_dir(self, job_id: str) -> Path: ...
 
     def commit(self, folder: Path, job_id: str) -> dict[Path, str]: ...
-
-    def key_for(self, path: Path, folder: Path, job_id: str) -> str: ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -80,13 +88,14 @@ class LocalStorage:
         return self.root / job_prefix(job_id)
 
     def staging_dir(self, job_id: str) -> Path:
-        return self.song_dir(job_id)
+        """The job's own folder, emptied: a retried job starts without an earlier attempt's files."""
+        folder = self.song_dir(job_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
 
     def commit(self, folder: Path, job_id: str) -> dict[Path, str]:
-        return {path: self.key_for(path, folder, job_id) for path in folder.rglob("*") if path.is_file()}
-
-    def key_for(self, path: Path, folder: Path, job_id: str) -> str:
-        return f"{job_prefix(job_id)}/{path.resolve().relative_to(folder.resolve()).as_posix()}"
+        return job_files(folder, job_id)  # already in place
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
@@ -151,19 +160,13 @@ class S3Storage:
     def commit(self, folder: Path, job_id: str) -> dict[Path, str]:
         """Upload every file (same keys on a retry: a re-run overwrites, never duplicates), then drop
         the local copies."""
-        keys = {}
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
-                key = self.key_for(path, folder, job_id)
-                self.client.upload_file(
-                    str(path), self.bucket, key, ExtraArgs={"ContentType": content_type(path.name)}
-                )
-                keys[path] = key
+        keys = job_files(folder, job_id)
+        for path, key in keys.items():
+            self.client.upload_file(
+                str(path), self.bucket, key, ExtraArgs={"ContentType": content_type(path.name)}
+            )
         shutil.rmtree(folder, ignore_errors=True)
         return keys
-
-    def key_for(self, path: Path, folder: Path, job_id: str) -> str:
-        return f"{job_prefix(job_id)}/{path.resolve().relative_to(folder.resolve()).as_posix()}"
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

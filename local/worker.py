@@ -11,7 +11,7 @@ import logging
 
 import procrastinate
 
-from infra.db import make_engine, make_sessions
+from infra.db import is_postgres, make_engine, make_sessions
 from infra.jobs import JobService
 from infra.queue import QUEUE, make_queue_app, retry_stalled
 from infra.settings import get_settings
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
     settings = get_settings()
-    if settings.database_url is None or not settings.database_url.startswith("postgresql"):
+    if not is_postgres(settings.database_url or ""):
         parser.exit(
             2, "refrain-worker: REFRAIN_DATABASE_URL must point at PostgreSQL (the queue lives there)\n"
         )

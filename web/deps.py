@@ -85,11 +85,16 @@ async def owned_job(job_id: str, user: UserDep, session: SessionDep) -> Job:
     return job
 
 
-async def owned_song(song_id: str, user: UserDep, session: SessionDep) -> Song:
+def song_of(session: Session, user: User, song_id: str, noun: str = "song") -> Song:
+    """The caller's song, or 404 (as for an id that does not exist)."""
     song = session.get(Song, song_id)
     if song is None or song.user_id != user.id:
-        raise HTTPException(404, f"no song {song_id}")
+        raise HTTPException(404, f"no {noun} {song_id}")
     return song
+
+
+async def owned_song(song_id: str, user: UserDep, session: SessionDep) -> Song:
+    return song_of(session, user, song_id)
 
 
 JobDep = Annotated[Job, Depends(owned_job)]

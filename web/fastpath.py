@@ -15,10 +15,8 @@ from infra.db import Job, Song
 from infra.queue import psycopg_conninfo
 
 _JOB = ("id", "user_id", "kind", "status", "stage", "step", "total", "attempts", "error", "created_at")
-_SONG = (
-    "id", "job_id", "user_id", "variation", "status", "error_message", "title", "prompt", "lyrics",
-    "style", "negative_style", "engine", "seed", "duration_s", "files", "metadata", "created_at",
-)  # fmt: skip
+# every clip column, and the model attribute each maps to ("metadata" is `song_metadata`)
+_SONG = {column.name: Song.__mapper__.get_property_by_column(column).key for column in Song.__table__.columns}
 QUERY = (
     "SELECT "
     + ", ".join(f"j.{c} AS j_{c}" for c in _JOB)
@@ -57,12 +55,6 @@ class JobReader:
         for row in rows:
             if row["s_id"] is None:
                 continue
-            fields = {c: row[f"s_{c}"] for c in _SONG}
-            fields["song_metadata"] = fields.pop("metadata")
-            songs.append(Song(**fields))
+            songs.append(Song(**{attribute: row[f"s_{column}"] for column, attribute in _SONG.items()}))
         job.songs = songs
         return job
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith("postgresql")

@@ -10,11 +10,12 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.jobs import LimitExceeded
 
-class RateLimited(Exception):
+
+class RateLimited(LimitExceeded):
     def __init__(self, retry_after_s: int, what: str) -> None:
-        super().__init__(f"too many {what}; retry after {retry_after_s} s")
-        self.retry_after_s = retry_after_s
+        super().__init__(f"too many {what}; retry after {retry_after_s} s", retry_after_s)
 
 
 class RateLimits:

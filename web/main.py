@@ -13,16 +13,16 @@ from fastapi.staticfiles import StaticFiles
 
 from functions.errors import InvalidRequest, MissingTool
 from infra.accounts import IdentityCache, UrlSigner
-from infra.db import make_engine, make_sessions
+from infra.db import is_postgres, make_engine, make_sessions
 from infra.jobs import LimitExceeded, NotEnoughCredits
 from infra.settings import Settings, get_settings
 from infra.wiring import make_job_service, make_storage
 from local.device import pick_device
 from web.account_routes import router as account_router
-from web.fastpath import JobReader, is_postgres
-from web.limits import BodySizeLimit, RateLimited, RateLimits
+from web.fastpath import JobReader
+from web.limits import BodySizeLimit, RateLimits
 from web.routes import files_router, router
-from web.schemas import ProblemPublic
+from web.schemas import ProblemPublic, first_problem
 from web.suno import router as suno_router
 
 STATIC = Path(__file__).parent / "static"
@@ -69,23 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return JSONResponse(
-            status_code=422, content={"detail": f"{where}: {first.get('msg', 'invalid')}", "field": where}
-        )
+        where, message = first_problem(exc, skip=("body",))
+        return JSONResponse(status_code=422, content={"detail": f"{where}: {message}", "field": where})
 
     @app.exception_handler(MissingTool)
     async def _missing(_: Request, exc: MissingTool) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
 
-    @app.exception_handler(LimitExceeded)
+    @app.exception_handler(LimitExceeded)  # rate limits (RateLimited) and the running-job cap
     async def _busy(_: Request, exc: LimitExceeded) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
-
-    @app.exception_handler(RateLimited)
-    async def _rate(_: Request, exc: RateLimited) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -24,7 +25,7 @@ from functions.pipeline import prepare
 from functions.request import SongRequest, build_request
 from infra.accounts import create_share_link, shared_song_id
 from infra.db import Job, JobEvent, ShareLink, Song, User
-from infra.jobs import JobService, Work
+from infra.jobs import JobService, Work, stored_request
 from web.deps import JobDep, ServiceDep, SessionDep, SongDep, UserDep, resolve_user
 from web.schemas import (
     EnginesPublic,
@@ -112,8 +113,7 @@ def submit_request(
     engine = service.engine(song_request.engine)
     # lyrics are written (and checked against the duration) now, so a bad request fails at once
     song_request, written_by = prepare(song_request, engine)
-    work = work or Work()
-    return service.submit(user.id, song_request, Work(**{**work.__dict__, "lyrics_by": written_by}))
+    return service.submit(user.id, song_request, replace(work or Work(), lyrics_by=written_by))
 
 
 @router.post("/songs", status_code=202, responses=ERRORS)
@@ -177,8 +177,8 @@ def stems_job(request: Request, service: JobService, user: User, song: Song) -> 
     with request.app.state.sessions() as session:
         job = session.get(Job, song.job_id)
         assert job is not None
-        raw = {k: v for k, v in job.request.items() if k != "_work"}
-    song_request = SongRequest(**raw).model_copy(
+        original, _ = stored_request(job)
+    song_request = original.model_copy(
         update={"seed": song.seed, "variations": 1, "lyrics": song.lyrics, "title": song.title}
     )
     request.app.state.limits.hit(request.state.principal, submission=True)
@@ -200,8 +200,7 @@ async def get_job(job_id: str, request: Request, user: UserDep) -> JobPublic:
 
 def _load_job(sessions: sessionmaker, job_id: str) -> Job | None:
     with sessions() as session:
-        job = session.get(Job, job_id, options=[joinedload(Job.songs)])
-        return job
+        return session.get(Job, job_id, options=[joinedload(Job.songs)])
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=ERRORS)
@@ -244,10 +243,8 @@ def _events_after(sessions: sessionmaker, job_id: str, after: int) -> tuple[list
                 select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)
             )
         )
-        job = session.get(Job, job_id) if any(e.kind == "complete" for e in events) else None
-        if job is not None:
-            _ = list(job.songs)  # load them while the session is open
-        return events, job
+    job = _load_job(sessions, job_id) if any(e.kind == "complete" for e in events) else None
+    return events, job
 
 
 @router.get("/songs", responses=ERRORS)
@@ -282,10 +279,7 @@ def delete_song(song: SongDep, request: Request, session: SessionDep) -> Respons
             storage.delete_prefix(key.rsplit("/", 1)[0])
         else:
             storage.delete(key)
-    session.execute(
-        update(ShareLink).where(ShareLink.song_id == song.id).values(revoked_at=datetime.now(UTC))
-    )
-    session.delete(session.merge(song))
+    session.delete(song)  # its share links go with it (ON DELETE CASCADE)
     session.commit()
     return Response(status_code=204)
 

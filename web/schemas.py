@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+
+
+def first_problem(exc: RequestValidationError, skip: tuple[str, ...]) -> tuple[str, str]:
+    """Where the first validation problem is (its location less the `skip` parts) and what it is."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in skip) or "body"
+    return where, str(first.get("msg", "invalid"))
 
 
 class SongCreate(BaseModel):

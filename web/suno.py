@@ -23,10 +23,9 @@ from functions.gen.lyricist import TemplateLyricist
 from functions.request import build_request
 from infra.db import Job, Song
 from infra.jobs import LimitExceeded, NotEnoughCredits, credits_left, credits_used
-from web.deps import ServiceDep, SessionDep, UserDep
-from web.limits import RateLimited
+from web.deps import ServiceDep, SessionDep, UserDep, song_of
 from web.routes import extension_job, file_url, stems_job, submit_request
-from web.schemas import ExtendCreate
+from web.schemas import ExtendCreate, first_problem
 
 DEFAULT_MODEL = "chirp-v3-5"
 FEED_PAGE = 20
@@ -49,12 +48,11 @@ class SunoRoute(APIRoute):
             except StarletteHTTPException as exc:  # FastAPI's own (a body it cannot parse) included
                 return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
             except RequestValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {}
-                where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query")) or "body"
-                return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, 400)
+                where, message = first_problem(exc, skip=("body", "query"))
+                return JSONResponse({"error": f"{where}: {message}"}, 400)
             except InvalidRequest as exc:
                 return JSONResponse({"error": exc.message}, 400)
-            except (LimitExceeded, RateLimited) as exc:
+            except LimitExceeded as exc:  # the running-job cap and rate limits (RateLimited)
                 return JSONResponse({"error": str(exc)}, 429, headers={"Retry-After": str(exc.retry_after_s)})
             except NotEnoughCredits as exc:
                 return JSONResponse({"error": str(exc)}, 402)
@@ -241,19 +239,12 @@ def _seconds(value: float | str | None) -> float | None:
         ) from None
 
 
-def _own_song(session: SessionDep, user_id: str, song_id: str) -> Song:
-    song = session.get(Song, song_id)
-    if song is None or song.user_id != user_id:
-        raise HTTPException(404, f"no clip {song_id}")
-    return song
-
-
 @router.post("/extend_audio")
 def extend_audio(
     body: ExtendBody, request: Request, user: UserDep, session: SessionDep, service: ServiceDep
 ) -> list[Clip]:
     """A clip that continues `audio_id` from `continue_at` with new lyrics (`prompt`)."""
-    song = _own_song(session, user.id, body.audio_id)
+    song = song_of(session, user, body.audio_id, "clip")
     _engine_for(request, body.model)
     extend = ExtendCreate(
         continue_at_s=_seconds(body.continue_at),
@@ -280,7 +271,7 @@ def generate_stems(
     body: StemsBody, request: Request, user: UserDep, session: SessionDep, service: ServiceDep
 ) -> list[StemClip]:
     """Four stem clips (vocals, drums, bass, other) of a finished clip."""
-    song = _own_song(session, user.id, body.audio_id)
+    song = song_of(session, user, body.audio_id, "clip")
     job = stems_job(request, service, user, song)
     return [
         StemClip(
@@ -317,7 +308,7 @@ def get(
 
 @router.get("/clip")
 def get_clip(request: Request, user: UserDep, session: SessionDep, id: str = Query(max_length=64)) -> Clip:
-    return clip(request, _own_song(session, user.id, id))
+    return clip(request, song_of(session, user, id, "clip"))
 
 
 @router.get("/get_limit")
@@ -335,7 +326,7 @@ def get_aligned_lyrics(
     user: UserDep, session: SessionDep, song_id: str = Query(max_length=64)
 ) -> list[AlignedWord]:
     """When each word is sung, as the engine placed it (the sketch engine knows exactly)."""
-    song = _own_song(session, user.id, song_id)
+    song = song_of(session, user, song_id, "clip")
     if song.status != "complete":
         raise HTTPException(409, f"clip {song_id} is not finished yet")
     words = song.song_metadata.get("aligned_words")

@@ -54,9 +54,8 @@ def encode(
     for fmt, path in outputs.items():
         if fmt == "wav":
             continue
-        command = [
+        command = [  # no -nostdin: stdin is the audio here
             ffmpeg,
-            "-nostdin",
             "-v",
             "error",
             "-y",
@@ -79,7 +78,6 @@ def encode(
             "+bitexact",
             str(path),
         ]
-        command.remove("-nostdin")  # stdin is the audio here
         try:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError as exc:

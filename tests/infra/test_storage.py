@@ -70,7 +70,7 @@ def test_s3_presigned_urls_carry_the_configured_lifetime(endpoint: str, tmp_path
 def test_local_keys_match_s3_keys_and_stay_inside_the_root(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     folder = storage.staging_dir("job1")
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     files = _job_files(folder)
     keys = storage.commit(folder, "job1")
     assert sorted(v for k, v in keys.items() if ".refrain-partial" not in str(k)) == sorted(
