@@ -29,13 +29,19 @@ def digest(secret: str) -> str:
 
 
 def create_user(
-    session: Session, email: str, password: str | None = None, name: str = "", monthly_credits: int = 500
+    session: Session,
+    email: str,
+    password: str | None = None,
+    name: str = "",
+    monthly_credits: int | None = None,
 ) -> User:
+    """A new account on the free plan, or, given `monthly_credits`, on a custom plan of that many."""
     user = User(
         email=email.strip().lower(),
         name=name or email.split("@")[0],
         password_hash=_hasher.hash(password) if password else None,
-        monthly_credits=monthly_credits,
+        plan="free" if monthly_credits is None else "custom",
+        monthly_credits=monthly_credits or 0,
     )
     session.add(user)
     session.flush()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -49,7 +50,16 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(320), unique=True, default=None)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)  # argon2id
-    monthly_credits: Mapped[int] = mapped_column(Integer, default=500)
+    # free: a daily allowance; paid: a Stripe subscription (metered per song, monthly safety cap);
+    # custom: `monthly_credits` a month, set by the operator (the local studio's user, staff accounts)
+    plan: Mapped[str] = mapped_column(String(16), default="free")
+    monthly_credits: Mapped[int] = mapped_column(Integer, default=0)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    subscription_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    # the Stripe `created` time of the newest event applied to this user's billing state: older
+    # events arriving late change nothing (Stripe does not promise delivery order)
+    billing_synced_at: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -85,6 +95,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, default=LOCAL_USER_ID)
     kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | stems
+    tier: Mapped[str] = mapped_column(String(8), default="free")  # free | paid: which runner, metered
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)
     stage: Mapped[str] = mapped_column(String(64), default="submitted")
@@ -143,19 +154,62 @@ class JobEvent(Base):
 
 
 class CreditEntry(Base):
-    """The credit ledger: a user's balance is the month's grant plus the sum of `delta`.
+    """The credit ledger, append-only: a user's balance in a period (a UTC day for the free plan, a
+    UTC month otherwise) is the sum of `delta` over that period's entries, the allowance included.
 
-    One charge and at most one refund per job, enforced by the database (job_id, reason)."""
+    Every entry has a natural `key` the database keeps unique: one allowance per user and period
+    ("allowance:<user>:<period>"), one charge and at most one refund per job ("charge:<job>")."""
 
     __tablename__ = "credit_ledger"
-    __table_args__ = (UniqueConstraint("job_id", "reason", name="uq_credit_ledger_job_reason"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "reason", name="uq_credit_ledger_job_reason"),
+        Index("ix_credit_ledger_user_period", "user_id", "period"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), default=None)
     delta: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(16))  # charge | refund | grant
+    reason: Mapped[str] = mapped_column(String(16))  # allowance | charge | refund | grant
+    period: Mapped[str] = mapped_column(String(40))  # "day:2026-11-25" | "month:2026-11"
+    key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class StripeEvent(Base):
+    """Each Stripe event handled, once: a replayed or duplicated delivery finds its id here."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    created: Mapped[int] = mapped_column(Integer)  # Stripe's own time for the event (unix seconds)
+    outcome: Mapped[str] = mapped_column(String(200))  # what it changed, for operators
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeterOutbox(Base):
+    """Usage waiting to reach Stripe: written with the job's completion, sent (and retried) later.
+
+    `identifier` is the Stripe meter event's identifier (the clip's id), so a resend after a lost
+    answer is recognised by Stripe as the same event and never billed twice."""
+
+    __tablename__ = "meter_outbox"
+    __table_args__ = (Index("ix_meter_outbox_state_next_try_at", "state", "next_try_at"),)
+
+    identifier: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    event_name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[int] = mapped_column(Integer)  # when the song was made (unix seconds)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | rejected
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class ShareLink(Base):

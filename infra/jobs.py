@@ -13,6 +13,7 @@ import logging
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,17 @@ from functions.post.credentials import SigningMaterial
 from functions.post.encode import STUDIO_FORMATS
 from functions.progress import ProgressFn
 from functions.request import SongRequest
+from infra.billing import record_usage
+from infra.credits import (
+    IN_PERIOD,
+    PERIOD_COLUMNS,
+    NotEnoughCredits,
+    allowance,
+    check_engine,
+    entry,
+    tier,
+    write_allowance,
+)
 from infra.db import UNFINISHED, CreditEntry, Job, JobEvent, Song, User, new_id, utcnow
 from infra.settings import Settings
 from infra.storage import Storage
@@ -46,8 +58,8 @@ class LimitExceeded(RefrainError):
         self.retry_after_s = retry_after_s
 
 
-class NotEnoughCredits(RefrainError):
-    """Answered with 402, as Suno's API does."""
+class Superseded(RefrainError):
+    """This attempt no longer owns its job (cancelled, or taken over by a newer attempt): stop."""
 
 
 class Dispatcher(Protocol):
@@ -58,35 +70,14 @@ class Dispatcher(Protocol):
     def shutdown(self) -> None: ...
 
 
-def month_start(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _ledger_sum(reasons: tuple[str, ...]) -> Any:
-    """Sum of a user's ledger entries of `reasons` since a moment, as a scalar subquery with the bind
-    parameters `user_id` and `since` (built once: see below)."""
-    return (
-        select(func.coalesce(func.sum(CreditEntry.delta), 0))
-        .where(
-            CreditEntry.user_id == bindparam("user_id"),
-            CreditEntry.created_at >= bindparam("since"),
-            CreditEntry.reason.in_(reasons),
-        )
-        .scalar_subquery()
-    )
-
-
-# Statements built once: building SQL expressions costs more CPU than running them on a busy API.
-_SPENT = select(_ledger_sum(("charge", "refund")))  # charges net of refunds (<= 0)
-_NET = _ledger_sum(("charge", "refund", "grant"))  # and extra grants
-_LIMITS = select(
+_UNFINISHED_JOBS = (
     select(func.count())
     .select_from(Job)
     .where(Job.user_id == bindparam("user_id"), Job.status.in_(UNFINISHED))
-    .scalar_subquery(),
-    _NET,
+    .scalar_subquery()
 )
+# the user's unfinished jobs and the period's ledger totals (see infra.credits), in one round trip
+_LIMITS = select(_UNFINISHED_JOBS, *PERIOD_COLUMNS).where(IN_PERIOD)
 _INSERT_JOB = insert(Job)
 _INSERT_SONG = insert(Song)
 _INSERT_CREDIT = insert(CreditEntry)
@@ -103,17 +94,6 @@ _CLIPS_QUEUED = (
     .values(status="queue")
     .execution_options(synchronize_session=False)
 )
-
-
-def credits_used(session: Session, user_id: str) -> int:
-    """Credits spent this month (charges minus refunds)."""
-    return -int(session.scalar(_SPENT, {"user_id": user_id, "since": month_start()}) or 0)
-
-
-def credits_left(session: Session, user: User) -> int:
-    """The monthly grant plus extra grants, minus this month's charges net of refunds (one query)."""
-    net = session.scalar(select(_NET), {"user_id": user.id, "since": month_start()})
-    return user.monthly_credits + int(net or 0)
 
 
 def stored_request(job: Job) -> tuple[SongRequest, dict[str, Any]]:
@@ -156,8 +136,10 @@ class JobService:
         self.storage = storage
         self.device = device
         self.signing = signing
-        self.dispatcher: Dispatcher | None = None
+        self.dispatcher: Dispatcher | None = None  # the free tier's runner (and everyone's by default)
+        self.paid_dispatcher: Dispatcher | None = None  # the paid tier's (Modal); None: the same one
         self._engines: dict[str, Engine] = {}
+        self.on_usage: Callable[[], None] | None = None  # nudges the usage reporter (infra.billing)
 
     def engine(self, name: str) -> Engine:
         if name not in self._engines:
@@ -176,23 +158,34 @@ class JobService:
             user = session.get(User, user_id, with_for_update=True)
             if user is None:
                 raise InvalidRequest("user", user_id, "unknown user")
-            unfinished, spent = session.execute(_LIMITS, {"user_id": user_id, "since": month_start()}).one()
+            check_engine(self.settings, user, request.engine)
+            now, job_id = utcnow(), new_id()
+            grant = allowance(self.settings, user, now)
+            unfinished, total, granted, _ = session.execute(
+                _LIMITS, {"user_id": user_id, "period": grant.key}
+            ).one()
             if (unfinished or 0) >= self.settings.max_running_jobs:
                 raise LimitExceeded(
                     f"{unfinished} jobs are still running (at most {self.settings.max_running_jobs}); "
                     "try again when one finishes",
                     retry_after_s=10,
                 )
-            left = user.monthly_credits + int(spent or 0)
+            left = int(total) + (0 if granted else grant.credits)
             if left < cost:
-                raise NotEnoughCredits(f"this needs {cost} credits and {left} are left this month")
+                raise NotEnoughCredits(
+                    f"this needs {cost} credits and {left} are left this {grant.period} "
+                    f"(the {grant.plan} plan's allowance renews {grant.resets_at:%Y-%m-%d %H:%M} UTC)"
+                )
+            job_tier = tier(user)
             # Bulk inserts (no unit of work): submissions are the API's busiest writes. The objects
             # built here are transient: the response is made from them, never from a reload.
-            now, job_id = utcnow(), new_id()
+            if not granted:
+                write_allowance(session, user, grant, now)
             job_row = {
                 "id": job_id,
                 "user_id": user_id,
                 "kind": work.kind,
+                "tier": job_tier,
                 "request": {
                     **request.model_dump(mode="json"),
                     "_work": {
@@ -233,26 +226,33 @@ class JobService:
             session.execute(_INSERT_JOB, [job_row])
             session.execute(_INSERT_SONG, song_rows)
             if cost:
-                charge = {"user_id": user_id, "job_id": job_id, "delta": -cost, "reason": "charge"}
-                session.execute(_INSERT_CREDIT, [{**charge, "created_at": now}])
+                charge = entry(user_id, -cost, "charge", grant.key, f"charge:{job_id}", job_id, now)
+                session.execute(_INSERT_CREDIT, [charge])
             session.execute(_INSERT_EVENT, [_event_row(job_id, 1, "submitted", now)])
         job = Job(**job_row, error=None, claim=None, finished_at=None)
         job.songs = [Song(**row, error_message=None) for row in song_rows]
-        if self.dispatch(job.id):
+        if self.dispatch(job.id, job_tier):
             job.status = job.stage = "queued"  # what the database says now (the objects are detached)
             for song in job.songs:
                 song.status = "queue"
         return job
 
-    def dispatch(self, job_id: str) -> bool:
-        """Hand the job over, then mark it queued (unless a runner has taken it already). If the
-        hand-over fails the job stays `submitted`, durable, and `recover` sends it again."""
+    def dispatcher_for(self, job_tier: str) -> Dispatcher:
         assert self.dispatcher is not None, "JobService.dispatcher is not set"
+        if job_tier == "paid" and self.paid_dispatcher is not None:
+            return self.paid_dispatcher
+        return self.dispatcher
+
+    def dispatch(self, job_id: str, job_tier: str = "free") -> bool:
+        """Hand the job to its tier's runner, then mark it queued (unless a runner has taken it
+        already). If the hand-over fails the job stays `submitted`, durable, and `recover` sends it
+        again."""
+        dispatcher = self.dispatcher_for(job_tier)
         try:
-            self.dispatcher.dispatch(job_id)
+            dispatcher.dispatch(job_id)
         except Exception:
             log.exception(
-                "job %s could not be handed to the %s runner; kept for recovery", job_id, self.dispatcher.name
+                "job %s could not be handed to the %s runner; kept for recovery", job_id, dispatcher.name
             )
             return False
         with self.sessions() as session, session.begin():
@@ -267,13 +267,19 @@ class JobService:
 
         Inline jobs die with their process, so every unfinished one runs again; a queue keeps its
         own jobs, so only those that never reached it (still `submitted`) are sent again."""
-        assert self.dispatcher is not None, "JobService.dispatcher is not set"
-        states = ("submitted",) if self.dispatcher.name == "worker" else UNFINISHED
         with self.sessions() as session:
-            ids = session.scalars(select(Job.id).where(Job.status.in_(states)).order_by(Job.created_at)).all()
-        for job_id in ids:
-            self.dispatcher.dispatch(job_id)
-        return len(ids)
+            rows = session.execute(
+                select(Job.id, Job.tier, Job.status)
+                .where(Job.status.in_(UNFINISHED))
+                .order_by(Job.created_at)
+            ).all()
+        sent = 0
+        for job_id, job_tier, status in rows:
+            dispatcher = self.dispatcher_for(job_tier)
+            if status == "submitted" or dispatcher.name == "inline":  # a queue / Modal keeps its own
+                dispatcher.dispatch(job_id)
+                sent += 1
+        return sent
 
     # --- running ----------------------------------------------------------------------------
 
@@ -308,12 +314,15 @@ class JobService:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL_S or step == total:
                 last[0] = now
-                self._set(job_id, token, stage=stage, step=step, total=total)
+                if not self._set(job_id, token, stage=stage, step=step, total=total):
+                    raise Superseded(f"job {job_id} was cancelled or taken over")
 
         try:
             folder = self.storage.staging_dir(job_id)  # empty: an earlier attempt's files are gone
             outputs = self._execute(request, work, folder, on_progress, clip_ids)
             keys = self.storage.commit(folder, job_id)
+        except Superseded:
+            return self._status(job_id)
         except (InvalidRequest, RefrainError) as exc:
             return self._fail(job_id, token, str(exc))
         except Exception as exc:  # a bug: keep the service up, say what happened, refund
@@ -420,41 +429,68 @@ class JobService:
                 song.created_at = finished
             job.status, job.stage, job.finished_at = "complete", "complete", finished
             append_event(session, job, "complete", "")
+            if job.tier == "paid":  # the usage, in the same transaction as the songs it bills for
+                record_usage(session, self.settings, job, finished)
+        if job.tier == "paid" and self.on_usage is not None:
+            self.on_usage()
         return "complete"
 
-    def _fail(self, job_id: str, token: str, message: str) -> str:
+    def _fail(self, job_id: str, token: str | None, message: str) -> str:
+        """End the job as error with one refund; `token` None: whoever holds the claim (cancel)."""
         with self.sessions() as session, session.begin():
             job = session.get(Job, job_id, with_for_update=True)
-            if job is None or job.claim != token or job.status in ("complete", "error"):
+            if (
+                job is None
+                or (token is not None and job.claim != token)
+                or job.status in ("complete", "error")
+            ):
                 return job.status if job else "missing"
+            job.claim = None
             job.status, job.stage, job.error, job.finished_at = "error", "error", message, datetime.now(UTC)
             session.execute(
                 update(Song).where(Song.job_id == job_id).values(status="error", error_message=message)
             )
             if job.credits:
-                refund = CreditEntry(user_id=job.user_id, job_id=job.id, delta=job.credits, reason="refund")
-                try:
-                    with session.begin_nested():
-                        session.add(refund)
-                except IntegrityError:
-                    pass  # refunded already
+                # back into the period the charge came from (a job failing after midnight does not
+                # top up the new day's allowance)
+                charged = session.scalar(
+                    select(CreditEntry.period).where(CreditEntry.key == f"charge:{job.id}")
+                )
+                if charged is not None:
+                    refund = entry(job.user_id, job.credits, "refund", charged, f"refund:{job.id}", job.id)
+                    try:
+                        with session.begin_nested():
+                            session.execute(_INSERT_CREDIT, [refund])
+                    except IntegrityError:
+                        pass  # refunded already
             append_event(session, job, "error", message)
         return "error"
 
-    def _set(self, job_id: str, token: str, **fields: object) -> None:
+    def _set(self, job_id: str, token: str, **fields: object) -> bool:
         """Change the job row and append the matching progress event, in one transaction; only the
-        attempt holding the claim may."""
+        attempt holding the claim may (False: it does not any more)."""
         with self.sessions() as session, session.begin():
             job = session.get(Job, job_id, with_for_update=True)
-            if job is None or job.claim != token:
-                return
+            if job is None or job.claim != token or job.status != "running":
+                return False
             for name, value in fields.items():
                 setattr(job, name, value)
             append_event(session, job, "progress", "")
+        return True
+
+    def _status(self, job_id: str) -> str:
+        with self.sessions() as session:
+            return session.scalar(select(Job.status).where(Job.id == job_id)) or "missing"
+
+    def cancel(self, job_id: str) -> str:
+        """Stop an unfinished job: it ends as error, its credits come back and nothing is metered.
+        A running attempt notices at its next progress report and stops; whatever it would have
+        finished is discarded (it no longer holds the claim)."""
+        return self._fail(job_id, None, "cancelled")
 
     def shutdown(self) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.shutdown()
+        for dispatcher in {id(d): d for d in (self.dispatcher, self.paid_dispatcher) if d}.values():
+            dispatcher.shutdown()
 
 
 def append_event(session: Session, job: Job, kind: str, message: str) -> None:

@@ -81,8 +81,34 @@ class Settings(BaseSettings):
         default="local", description="local: one user, no login; accounts: API keys and browser sessions"
     )
     open_signup: bool = Field(default=False, description="accounts mode: anyone may create an account")
-    monthly_credits: int = Field(default=500, ge=0, description="credits granted to each new account monthly")
-    credits_per_clip: int = Field(default=5, ge=0)
+    credits_per_clip: int = Field(default=5, ge=0, description="a song's price in credits (stems: one song)")
+    # plans (infra/credits.py) and Stripe billing (infra/billing.py)
+    free_daily_credits: int = Field(
+        default=50, ge=0, description="the free plan's allowance, reset 00:00 UTC"
+    )
+    free_engines: list[str] = Field(default=["sketch"], description="engines the free plan may use")
+    paid_monthly_credits: int = Field(
+        default=10_000, ge=0, description="the paid plan's monthly safety cap (songs are billed per use)"
+    )
+    paid_runner: Literal["inline", "worker", "modal"] | None = Field(
+        default=None, description="where paid jobs run (modal in production); unset: the same as runner"
+    )
+    public_url: str | None = Field(
+        default=None, description="the studio's address, for Stripe's return links"
+    )
+    stripe_secret_key: str | None = Field(default=None, description="enables billing (accounts mode)")
+    stripe_webhook_secret: str | None = Field(default=None, description="whsec_…, verifies webhook events")
+    stripe_webhook_tolerance_s: int = Field(default=300, ge=1, description="oldest signature accepted")
+    stripe_network_retries: int = Field(default=2, ge=0)
+    stripe_meter_event: str = Field(default="refrain_song", description="the Billing Meter's event name")
+    stripe_price_lookup_key: str = Field(default="refrain_song_metered", description="the paid plan's price")
+    stripe_product_id: str = "refrain_songs"
+    stripe_currency: str = "usd"
+    stripe_price_per_song: str = Field(
+        default="4", description="in the currency's minor unit (cents), decimals allowed; see docs/pricing.md"
+    )
+    stripe_included_songs: int = Field(default=0, ge=0, description="songs a month included in the plan")
+    meter_flush_s: float = Field(default=30.0, gt=0, description="how often unsent usage is retried")
     session_days: int = 30
     auth_cache_s: float = Field(
         default=5.0, ge=0, description="how long a process remembers whose key is whose"
@@ -137,6 +163,14 @@ class Settings(BaseSettings):
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    @property
+    def billing_enabled(self) -> bool:
+        return self.auth == "accounts" and bool(self.stripe_secret_key)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import sessionmaker
 
-from infra.jobs import JobService
+from infra.jobs import Dispatcher, JobService
 from infra.settings import Settings
 from infra.storage import LocalStorage, S3Storage, Storage
 
@@ -26,16 +26,23 @@ def make_storage(settings: Settings) -> Storage:
 
 
 def make_job_service(settings: Settings, sessions: sessionmaker, storage: Storage, device: str) -> JobService:
-    """The service with the dispatcher REFRAIN_RUNNER names. Only inline needs signing material and
-    models here: the other runners finish songs elsewhere."""
+    """The service with the runners REFRAIN_RUNNER (free tier, everyone by default) and
+    REFRAIN_PAID_RUNNER (the paid tier) name. Only inline needs signing material and models here:
+    the other runners finish songs elsewhere."""
+    runners = {settings.runner, settings.paid_runner or settings.runner}
+    signing = settings.signing_material() if "inline" in runners else None
+    service = JobService(settings, sessions, storage, device, signing)
+    service.dispatcher = make_dispatcher(settings.runner, settings, service)
+    if settings.paid_runner and settings.paid_runner != settings.runner:
+        service.paid_dispatcher = make_dispatcher(settings.paid_runner, settings, service)
+    return service
+
+
+def make_dispatcher(runner: str, settings: Settings, service: JobService) -> Dispatcher:
     from infra.queue import InlineDispatcher, ModalDispatcher, QueueDispatcher
 
-    signing = settings.signing_material() if settings.runner == "inline" else None
-    service = JobService(settings, sessions, storage, device, signing)
-    if settings.runner == "worker":
-        service.dispatcher = QueueDispatcher(settings.resolved_database_url)
-    elif settings.runner == "modal":
-        service.dispatcher = ModalDispatcher(settings.modal_app)
-    else:
-        service.dispatcher = InlineDispatcher(service, settings.worker_threads)
-    return service
+    if runner == "worker":
+        return QueueDispatcher(settings.resolved_database_url)
+    if runner == "modal":
+        return ModalDispatcher(settings.modal_app)
+    return InlineDispatcher(service, settings.worker_threads)

@@ -15,8 +15,8 @@ from infra.accounts import (
     create_web_session,
     end_web_session,
 )
+from infra.credits import balance
 from infra.db import ApiKey, User
-from infra.jobs import credits_left, credits_used
 from web.deps import SESSION_COOKIE, SessionDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -45,19 +45,31 @@ class MePublic(BaseModel):
     id: str
     email: str | None
     name: str
+    plan: str = Field(description="free (daily allowance) | paid (billed per song) | custom")
+    period: str = Field(description="day | month: how often the allowance renews")
     credits_left: int
-    monthly_limit: int
-    monthly_usage: int
+    monthly_limit: int = Field(description="the period's allowance (Suno's name for it)")
+    monthly_usage: int = Field(description="credits spent this period, net of refunds")
+    resets_at: datetime
+    subscription_status: str | None
+    billing: bool = Field(description="whether this studio sells the paid plan")
 
 
-def _me(session: SessionDep, user: User) -> MePublic:
+def _me(request: Request, session: SessionDep, user: User) -> MePublic:
+    settings = request.app.state.settings
+    now = balance(session, settings, user)
     return MePublic(
         id=user.id,
         email=user.email,
         name=user.name,
-        credits_left=credits_left(session, user),
-        monthly_limit=user.monthly_credits,
-        monthly_usage=credits_used(session, user.id),
+        plan=user.plan,
+        period=now.allowance.period,
+        credits_left=now.left,
+        monthly_limit=now.allowance.credits,
+        monthly_usage=now.used,
+        resets_at=now.allowance.resets_at,
+        subscription_status=user.subscription_status,
+        billing=settings.billing_enabled,
     )
 
 
@@ -80,10 +92,10 @@ def signup(body: Credentials, request: Request, response: Response, session: Ses
         raise HTTPException(403, "sign-up is closed on this studio")
     if session.scalar(select(User).where(User.email == body.email.strip().lower())) is not None:
         raise HTTPException(409, "an account with this email exists")
-    user = create_user(session, body.email, body.password, body.name, settings.monthly_credits)
+    user = create_user(session, body.email, body.password, body.name)
     _set_cookie(request, response, create_web_session(session, user.id, settings.session_days))
     session.commit()
-    return _me(session, user)
+    return _me(request, session, user)
 
 
 @router.post("/auth/login", responses={401: {}})
@@ -95,7 +107,7 @@ def login(body: Credentials, request: Request, response: Response, session: Sess
         request, response, create_web_session(session, user.id, request.app.state.settings.session_days)
     )
     session.commit()
-    return _me(session, user)
+    return _me(request, session, user)
 
 
 @router.post("/auth/logout", status_code=204)
@@ -110,8 +122,8 @@ def logout(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/me", responses={401: {}})
-def me(user: UserDep, session: SessionDep) -> MePublic:
-    return _me(session, user)
+def me(request: Request, user: UserDep, session: SessionDep) -> MePublic:
+    return _me(request, session, user)
 
 
 @router.post("/keys", status_code=201, responses={401: {}})

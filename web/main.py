@@ -13,12 +13,15 @@ from fastapi.staticfiles import StaticFiles
 
 from functions.errors import InvalidRequest, MissingTool
 from infra.accounts import IdentityCache, UrlSigner
+from infra.billing import BillingConflict, BillingUnavailable, UsageReporter
 from infra.db import is_postgres, make_engine, make_sessions
 from infra.jobs import LimitExceeded, NotEnoughCredits
 from infra.settings import Settings, get_settings
 from infra.wiring import make_job_service, make_storage
 from local.device import pick_device
 from web.account_routes import router as account_router
+from web.billing import WEBHOOK_MAX_BYTES, WEBHOOK_PATH, stripe_billing_of, webhook_router
+from web.billing import router as billing_router
 from web.fastpath import JobReader
 from web.limits import BodySizeLimit, RateLimits
 from web.routes import files_router, router
@@ -36,7 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jobs.recover()
         if app.state.reader is not None:
             await app.state.reader.open()
+        reporter = None
+        if settings.billing_enabled:  # unsent usage goes to Stripe from here, whoever finished the job
+            reporter = UsageReporter(app.state.sessions, stripe_billing_of(app))
+            app.state.jobs.on_usage = reporter.nudge
+            reporter.start(settings.meter_flush_s)
         yield
+        if reporter is not None:
+            reporter.stop()
         if app.state.reader is not None:
             await app.state.reader.close()
         app.state.jobs.shutdown()
@@ -58,10 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.signer = UrlSigner(settings.url_secret(), settings.url_ttl_s)
     app.state.identities = IdentityCache(settings.auth_cache_s)
+    app.state.billing = None  # StripeBilling, made on first use where billing is on (tests set their own)
     url = settings.resolved_database_url
     app.state.reader = JobReader(url) if is_postgres(url) else None
     app.state.limits = RateLimits(settings.redis_url, settings.rate_limit, settings.submit_rate_limit)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, per_path={WEBHOOK_PATH: WEBHOOK_MAX_BYTES}
+    )
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
@@ -81,13 +94,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
 
-    @app.exception_handler(NotEnoughCredits)
+    @app.exception_handler(NotEnoughCredits)  # and PlanRequired
     async def _credits(_: Request, exc: NotEnoughCredits) -> JSONResponse:
         return JSONResponse(status_code=402, content={"detail": str(exc)})
+
+    @app.exception_handler(BillingUnavailable)
+    async def _no_billing(_: Request, exc: BillingUnavailable) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.exception_handler(BillingConflict)
+    async def _billing_conflict(_: Request, exc: BillingConflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     app.include_router(router)
     app.include_router(account_router)
     app.include_router(suno_router)
+    app.include_router(billing_router)
+    app.include_router(webhook_router)
     app.include_router(files_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -198,6 +198,17 @@ async def get_job(job_id: str, request: Request, user: UserDep) -> JobPublic:
     return job_public(request, job)
 
 
+@router.post("/jobs/{job_id}/cancel", responses={**ERRORS, 409: {"model": ProblemPublic}})
+def cancel_job(job: JobDep, request: Request, service: ServiceDep) -> JobPublic:
+    """Stop an unfinished job: its clips end as error, its credits come back, nothing is billed."""
+    if job.status in ("complete", "error"):
+        raise HTTPException(409, f"job {job.id} has finished already ({job.status})")
+    service.cancel(job.id)
+    finished = _load_job(request.app.state.sessions, job.id)
+    assert finished is not None
+    return job_public(request, finished)
+
+
 def _load_job(sessions: sessionmaker, job_id: str) -> Job | None:
     with sessions() as session:
         return session.get(Job, job_id, options=[joinedload(Job.songs)])

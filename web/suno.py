@@ -21,8 +21,9 @@ from functions.errors import InvalidRequest
 from functions.gen import known_engines
 from functions.gen.lyricist import TemplateLyricist
 from functions.request import build_request
+from infra.credits import balance
 from infra.db import Job, Song
-from infra.jobs import LimitExceeded, NotEnoughCredits, credits_left, credits_used
+from infra.jobs import LimitExceeded, NotEnoughCredits
 from web.deps import ServiceDep, SessionDep, UserDep, song_of
 from web.routes import extension_job, file_url, stems_job, submit_request
 from web.schemas import ExtendCreate, first_problem
@@ -312,12 +313,14 @@ def get_clip(request: Request, user: UserDep, session: SessionDep, id: str = Que
 
 
 @router.get("/get_limit")
-def get_limit(user: UserDep, session: SessionDep) -> Limit:
+def get_limit(request: Request, user: UserDep, session: SessionDep) -> Limit:
+    """The caller's real numbers: the free plan's are daily (as Suno's), the others monthly."""
+    now = balance(session, request.app.state.settings, user)
     return Limit(
-        credits_left=credits_left(session, user),
-        period="month",
-        monthly_limit=user.monthly_credits,
-        monthly_usage=credits_used(session, user.id),
+        credits_left=now.left,
+        period=now.allowance.period,
+        monthly_limit=now.allowance.credits,
+        monthly_usage=now.used,
     )
 
 

@@ -136,7 +136,9 @@ def test_deleting_a_song_removes_it_and_its_files(two_users: tuple) -> None:
 def test_browser_sessions_sign_up_in_and_out(accounts: TestClient) -> None:
     body = {"email": "carol@example.com", "password": "long enough password"}
     signed_up = accounts.post("/api/v1/auth/signup", json=body)
-    assert signed_up.status_code == 201 and signed_up.json()["credits_left"] == 500
+    assert signed_up.status_code == 201
+    me = signed_up.json()  # a new account starts on the free plan: a daily allowance
+    assert (me["plan"], me["period"], me["credits_left"], me["billing"]) == ("free", "day", 50, False)
     assert "httponly" in signed_up.headers["set-cookie"].lower()
     assert "samesite=strict" in signed_up.headers["set-cookie"].lower()
     assert accounts.get("/api/v1/me").json()["email"] == "carol@example.com"  # the cookie

@@ -96,7 +96,8 @@ def test_without_credits_a_request_gets_402_and_creates_nothing(tmp_path: Path) 
         assert limit == {"credits_left": 2, "period": "month", "monthly_limit": 12, "monthly_usage": 10}
         with client.app.state.sessions() as session:  # type: ignore[attr-defined]
             assert len(session.scalars(select(Job)).all()) == 1
-            assert len(session.scalars(select(CreditEntry)).all()) == 1
+            reasons = [e.reason for e in session.scalars(select(CreditEntry).order_by(CreditEntry.id))]
+            assert reasons == ["allowance", "charge"]
 
 
 def test_a_failed_job_gives_its_credits_back(tmp_path: Path) -> None:
