@@ -104,6 +104,8 @@ class UsageReporter:
             if outcome is None:
                 break
             counts[outcome] += 1
+            if outcome == "retry":  # Stripe is unreachable or refusing us: the rest waits too
+                break
         return counts
 
     def _send_one(self, now: datetime) -> str | None:

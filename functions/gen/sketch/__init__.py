@@ -107,47 +107,53 @@ class SketchEngine:
         songs = []
         with tempfile.TemporaryDirectory(prefix="refrain-sketch-") as tmp:
             renders: list[dict[str, StemRender]] = []
-            for v, score in enumerate(scores):
-                jobs = {}
-                for stem in band_stems:
-                    parts = [p for p in score.parts if p.stem == stem and p.notes]
-                    if not parts:
-                        continue  # e.g. no drum kit in ambient: exact silence, no render
-                    midi_path = Path(tmp) / f"v{v}-{stem}.mid"
-                    write_midi(parts, midi_path)
-                    jobs[stem] = StemRender(
-                        self.fluidsynth,
-                        self.soundfont,
-                        midi_path,
-                        SAMPLE_RATE_HZ,
-                        n_samples,
-                        reverb=stem != "bass",
+            try:
+                for v, score in enumerate(scores):
+                    jobs = {}
+                    for stem in band_stems:
+                        parts = [p for p in score.parts if p.stem == stem and p.notes]
+                        if not parts:
+                            continue  # e.g. no drum kit in ambient: exact silence, no render
+                        midi_path = Path(tmp) / f"v{v}-{stem}.mid"
+                        write_midi(parts, midi_path)
+                        jobs[stem] = StemRender(
+                            self.fluidsynth,
+                            self.soundfont,
+                            midi_path,
+                            SAMPLE_RATE_HZ,
+                            n_samples,
+                            reverb=stem != "bass",
+                        )
+                    renders.append(jobs)
+                # The singer works while FluidSynth renders in its own processes.
+                vocals = []
+                for v, score in enumerate(scores):
+                    on_progress("singing", v, len(scores))
+                    vocals.append(
+                        sing(
+                            score.lines,
+                            score.style.vocal_gender,
+                            request.duration_s,
+                            SAMPLE_RATE_HZ,
+                            self.workers,
+                        )
                     )
-                renders.append(jobs)
-            # The singer works while FluidSynth renders in its own processes.
-            vocals = []
-            for v, score in enumerate(scores):
-                on_progress("singing", v, len(scores))
-                vocals.append(
-                    sing(
-                        score.lines,
-                        score.style.vocal_gender,
-                        request.duration_s,
-                        SAMPLE_RATE_HZ,
-                        self.workers,
-                    )
-                )
-            on_progress("singing", len(scores), len(scores))
-            done = 0
-            for v, score in enumerate(scores):
-                stems = {}
-                for stem in band_stems:
-                    job = renders[v].get(stem)
-                    stems[stem] = job.result() if job else np.zeros((2, n_samples), np.float32)
-                    done += 1
-                    on_progress("composing", done, total)
-                stems["vocals"] = vocals[v]
-                songs.append(self._finish(request, score, seeds[v], stems))
+                on_progress("singing", len(scores), len(scores))
+                done = 0
+                for v, score in enumerate(scores):
+                    stems = {}
+                    for stem in band_stems:
+                        job = renders[v].get(stem)
+                        stems[stem] = job.result() if job else np.zeros((2, n_samples), np.float32)
+                        done += 1
+                        on_progress("composing", done, total)
+                    stems["vocals"] = vocals[v]
+                    songs.append(self._finish(request, score, seeds[v], stems))
+            except BaseException:  # cancelled or failed: stop FluidSynth before its folder goes
+                for pending in renders:
+                    for render in pending.values():
+                        render.cancel()
+                raise
         return songs
 
     def _finish(

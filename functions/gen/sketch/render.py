@@ -114,6 +114,12 @@ class StemRender:
         out[:, :kept] = frames[:kept].T
         self._audio = out
 
+    def cancel(self) -> None:
+        """Stop an abandoned render; its thread has ended when this returns (its files may go)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._thread.join()
+
     def result(self) -> np.ndarray:
         """The stem as float32 [2, n_samples], cut or padded to the song's exact length."""
         self._thread.join()
