@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -273,10 +274,16 @@ def verify_event(payload: bytes, signature: str, secret: str, tolerance_s: int) 
     return event
 
 
-def handle_event(sessions: sessionmaker, settings: Settings, event: dict[str, Any]) -> tuple[bool, str]:
-    """Apply a verified event once. Returns (first delivery?, what it did). The event's id is
-    stored in the transaction that applies it: a concurrent duplicate waits on the unique key and
-    then finds it, a replay finds it at once."""
+@dataclass(frozen=True)
+class Handled:
+    first: bool  # False: delivered before (a retry, a replay, a duplicate)
+    outcome: str  # what it did, in words (also stored with the event)
+    user_id: str | None = None  # whose billing state it changed
+
+
+def handle_event(sessions: sessionmaker, settings: Settings, event: dict[str, Any]) -> Handled:
+    """Apply a verified event once. The event's id is stored in the transaction that applies it:
+    a concurrent duplicate waits on the unique key and then finds it, a replay finds it at once."""
     with sessions() as session:
         try:
             with session.begin():
@@ -286,64 +293,66 @@ def handle_event(sessions: sessionmaker, settings: Settings, event: dict[str, An
                 )  # fmt: skip
                 session.add(record)
                 session.flush()  # claims the id now (or raises: handled before)
-                outcome = _apply(session, settings, event)
+                outcome, user = _apply(session, settings, event)
                 record.outcome = outcome[:200]
+                user_id = user.id if user is not None else None
         except IntegrityError:
-            return False, "duplicate: handled before"
+            return Handled(False, "duplicate: handled before")
     log.info("stripe event %s %s: %s", event["id"], event["type"], outcome)
-    return True, outcome
+    return Handled(True, outcome, user_id)
 
 
-def _apply(session: Session, settings: Settings, event: dict[str, Any]) -> str:
+def _apply(session: Session, settings: Settings, event: dict[str, Any]) -> tuple[str, User | None]:
     kind = event["type"]
     if kind not in HANDLED:
-        return "ignored: not an event Refrain uses"
+        return "ignored: not an event Refrain uses", None
     obj = (event.get("data") or {}).get("object") or {}
     created = int(event.get("created") or 0)
     if kind == "customer.deleted":
         user = _user(session, customer=obj.get("id"))
         if user is None:
-            return "ignored: no user has this customer"
+            return "ignored: no user has this customer", None
         user.stripe_customer_id = None
-        return _apply_state(session, settings, user, "canceled", created, None)
+        return _apply_state(session, settings, user, "canceled", created, None), user
     metadata = obj.get("metadata") or {}
     if kind == "checkout.session.completed":
         if obj.get("mode") != "subscription":
-            return "ignored: not a subscription checkout"
+            return "ignored: not a subscription checkout", None
         user = _user(
             session,
             user_id=obj.get("client_reference_id") or metadata.get("refrain_user_id"),
             customer=obj.get("customer"),
         )
         if user is None:
-            return "ignored: no such user"
+            return "ignored: no such user", None
         if obj.get("customer") and user.stripe_customer_id != obj["customer"]:
             user.stripe_customer_id = obj["customer"]
         done = obj.get("status") == "complete" and obj.get("payment_status") in (
             "paid",
             "no_payment_required",
         )
-        return _apply_state(
-            session, settings, user, "active" if done else "incomplete", created, obj.get("subscription")
-        )
+        state = "active" if done else "incomplete"
+        return _apply_state(session, settings, user, state, created, obj.get("subscription")), user
     if kind.startswith("customer.subscription."):
         user = _user(session, user_id=metadata.get("refrain_user_id"), customer=obj.get("customer"))
         if user is None:
-            return "ignored: no user has this customer"
+            return "ignored: no user has this customer", None
+        if obj.get("customer") and not user.stripe_customer_id:
+            user.stripe_customer_id = obj["customer"]
         status = "canceled" if kind.endswith(".deleted") else str(obj.get("status"))
         if user.stripe_subscription_id not in (None, obj.get("id")) and status not in ACTIVE:
-            return "ignored: not the user's current subscription"
-        return _apply_state(session, settings, user, status, created, obj.get("id"))
+            return "ignored: not the user's current subscription", None
+        return _apply_state(session, settings, user, status, created, obj.get("id")), user
     # invoices: the subscription they bill (top level before API 2025-03, under parent since)
     parent = (obj.get("parent") or {}).get("subscription_details") or {}
     subscription = obj.get("subscription") or parent.get("subscription")
     user = _user(session, customer=obj.get("customer"))
     if user is None:
-        return "ignored: no user has this customer"
-    if not subscription or subscription != user.stripe_subscription_id:
-        return "ignored: not the user's current subscription"
+        return "ignored: no user has this customer", None
     status = "active" if kind == "invoice.paid" else "past_due"
-    return _apply_state(session, settings, user, status, created, subscription)
+    if not subscription or (user.stripe_subscription_id not in (None, subscription) and status not in ACTIVE):
+        return "ignored: not the user's current subscription", None
+    return _apply_state(session, settings, user, status, created, subscription), user
 
 
 def _user(session: Session, user_id: str | None = None, customer: str | None = None) -> User | None:

@@ -8,9 +8,11 @@ import logging
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from infra.billing import BillingUnavailable, StripeBilling, handle_event, verify_event
+from infra.db import User
 from web.deps import SessionDep, UserDep
 from web.schemas import ProblemPublic
 
@@ -45,15 +47,23 @@ def stripe_billing(request: Request) -> StripeBilling:
 def checkout(request: Request, user: UserDep, session: SessionDep) -> RedirectPublic:
     """A Stripe Checkout page that subscribes the caller to the paid plan; open its `url`."""
     billing = stripe_billing(request)
-    fresh = session.merge(user)  # the cached identity is detached; the customer id is written here
-    return RedirectPublic(url=billing.checkout_url(session, fresh, request.app.state.settings.base_url))
+    return RedirectPublic(
+        url=billing.checkout_url(session, _fresh(session, user), request.app.state.settings.base_url)
+    )
 
 
 @router.post("/portal", responses=ERRORS)
-def portal(request: Request, user: UserDep) -> RedirectPublic:
+def portal(request: Request, user: UserDep, session: SessionDep) -> RedirectPublic:
     """Stripe's customer portal for the caller: invoices, payment method, cancelling."""
     billing = stripe_billing(request)
-    return RedirectPublic(url=billing.portal_url(user, request.app.state.settings.base_url))
+    return RedirectPublic(url=billing.portal_url(_fresh(session, user), request.app.state.settings.base_url))
+
+
+def _fresh(session: Session, user: User) -> User:
+    """The caller's row as stored now: the identity cache may hold a copy a few seconds old."""
+    row = session.get(User, user.id, populate_existing=True)
+    assert row is not None
+    return row
 
 
 @webhook_router.post(WEBHOOK_PATH, include_in_schema=False)
@@ -75,5 +85,7 @@ async def stripe_webhook(
     except ValueError as exc:
         log.warning("stripe webhook refused: %s", exc)
         raise HTTPException(400, f"invalid Stripe event: {exc}") from exc
-    first, outcome = await run_in_threadpool(handle_event, request.app.state.sessions, settings, event)
-    return JSONResponse({"received": True, "duplicate": not first, "outcome": outcome})
+    handled = await run_in_threadpool(handle_event, request.app.state.sessions, settings, event)
+    if handled.user_id is not None:  # this process forgets the user now; others within auth_cache_s
+        request.app.state.identities.forget(user_id=handled.user_id)
+    return JSONResponse({"received": True, "duplicate": not handled.first, "outcome": handled.outcome})

@@ -24,7 +24,7 @@ def quick_settings(data_dir: Path, url: str | None = None, **overrides: Any) -> 
     return Settings(**{**fields, **overrides})
 
 
-def add_user(client: TestClient, email: str, monthly_credits: int = 500) -> dict[str, str]:
+def add_user(client: TestClient, email: str, monthly_credits: int | None = 500) -> dict[str, str]:
     """A user and the Authorization header of a fresh API key of theirs."""
     with client.app.state.sessions() as session:  # type: ignore[attr-defined]
         user = create_user(session, email, "correct horse battery", monthly_credits=monthly_credits)
