@@ -62,7 +62,7 @@ function followJob(job) {
     bar.max = Math.max(p.total, 1);
     bar.value = p.step;
   });
-  events.addEventListener("complete", async () => { events.close(); box.remove(); await loadLibrary(); });
+  events.addEventListener("complete", async () => { events.close(); box.remove(); await loadLibrary(); await refreshPlan(); });
   events.addEventListener("error", (e) => {
     if (!e.data) return;  // a dropped connection: EventSource retries on its own
     events.close();
@@ -100,6 +100,7 @@ async function signIn(event) {
     await api("/api/v1/auth/login", { method: "POST", body: JSON.stringify(body) });
     $("signin").hidden = true;
     $("studio").hidden = false;
+    await refreshPlan();
     await start();
   } catch (error) {
     $("signin-error").textContent = error.message;
@@ -107,10 +108,37 @@ async function signIn(event) {
   }
 }
 
+// The caller's plan and credits; where the studio sells the paid plan, the upgrade and billing buttons.
+function showPlan(me) {
+  const names = { free: "Free plan", paid: "Paid plan (billed per song)", custom: "Studio plan" };
+  const per = me.period === "day" ? "today" : "this month";
+  $("plan-text").textContent = `${names[me.plan] || me.plan} · ${me.credits_left} of ${me.monthly_limit} credits left ${per}`;
+  $("upgrade").hidden = !(me.billing && me.plan === "free");
+  $("manage").hidden = !(me.billing && me.plan === "paid");
+  $("plan").hidden = !me.email;  // the local studio's one user has no account to show
+}
+
+async function goToBilling(path) {
+  $("plan-error").hidden = true;
+  try {
+    const { url } = await api(path, { method: "POST" });
+    window.location.assign(url);
+  } catch (error) {
+    $("plan-error").textContent = error.message;
+    $("plan-error").hidden = false;
+  }
+}
+
+async function refreshPlan() {
+  try { showPlan(await api("/api/v1/me")); } catch (error) { /* the page goes on without the plan bar */ }
+}
+
 async function init() {
   $("signin-form").addEventListener("submit", signIn);
+  $("upgrade").addEventListener("click", () => goToBilling("/api/v1/billing/checkout"));
+  $("manage").addEventListener("click", () => goToBilling("/api/v1/billing/portal"));
   try {
-    await api("/api/v1/me");
+    showPlan(await api("/api/v1/me"));
   } catch (error) {
     if (error.status === 401) {
       $("studio").hidden = true;
