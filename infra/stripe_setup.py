@@ -14,7 +14,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import stripe
 
@@ -49,13 +49,10 @@ class StripeSetup:
 
     def _meter(self, steps: list[Step], dry_run: bool) -> str:
         name = self.settings.stripe_meter_event
-        found = next(
-            (m for m in self.client.v1.billing.meters.list({"status": "active", "limit": 100}).auto_paging_iter()
-             if m.event_name == name),
-            None,
-        )  # fmt: skip
+        meters = self.client.v1.billing.meters.list({"status": "active", "limit": 100}).auto_paging_iter()
+        found = next((m for m in meters if m.event_name == name), None)
         if found is None:
-            params = {
+            params: Any = {  # the SDK's TypedDicts are checked by Stripe itself at run time
                 "display_name": METER_NAME,
                 "event_name": name,
                 "default_aggregation": {"formula": "sum"},
@@ -86,7 +83,7 @@ class StripeSetup:
             }
             steps.append(Step("create", f"product {product_id}", PRODUCT_NAME, params))
             if not dry_run:
-                self.client.v1.products.create(params)
+                self.client.v1.products.create(cast(Any, params))
             return
         if found.name != PRODUCT_NAME or not found.active:
             steps.append(Step("update", f"product {product_id}", f"name {PRODUCT_NAME}, active"))
@@ -133,12 +130,12 @@ class StripeSetup:
         if current is None:
             steps.append(Step("create", what, summary, wanted))
             if not dry_run:
-                self.client.v1.prices.create(wanted)
+                self.client.v1.prices.create(cast(Any, wanted))
             return
         replacing = {**wanted, "transfer_lookup_key": True}
         steps.append(Step("replace", what, f"{current.id} archived; new: {summary}", replacing))
         if not dry_run:
-            self.client.v1.prices.create(replacing)
+            self.client.v1.prices.create(cast(Any, replacing))
             self.client.v1.prices.update(current.id, {"active": False})
 
     def _describe(self, price: dict[str, Any]) -> str:

@@ -77,17 +77,21 @@ class Catalog:
                           "meter": p["recurring[meter]"]},
         }  # fmt: skip
         if price["billing_scheme"] == "tiered":
-            price["tiers"] = [
-                {"up_to": None if p[f"tiers[{i}][up_to]"] == "inf" else int(p[f"tiers[{i}][up_to]"]),
-                 "unit_amount": int(p[f"tiers[{i}][unit_amount]"]) if f"tiers[{i}][unit_amount]" in p else None,
-                 "unit_amount_decimal": p.get(f"tiers[{i}][unit_amount_decimal]")}
-                for i in range(2)
-            ]  # fmt: skip
+            price["tiers"] = [self._tier(p, i) for i in range(2)]
         self.prices.append(price)
         self.recorder.routes[("post", f"/v1/prices/{price['id']}")] = lambda r, price=price: self._update(
             price, r
         )
         return 200, price
+
+    @staticmethod
+    def _tier(p: dict[str, str], i: int) -> dict[str, Any]:
+        up_to, amount = p[f"tiers[{i}][up_to]"], p.get(f"tiers[{i}][unit_amount]")
+        return {
+            "up_to": None if up_to == "inf" else int(up_to),
+            "unit_amount": None if amount is None else int(amount),
+            "unit_amount_decimal": p.get(f"tiers[{i}][unit_amount_decimal]"),
+        }
 
     @staticmethod
     def _update(price: dict[str, Any], r: Recorded) -> tuple[int, dict[str, Any]]:
