@@ -46,7 +46,11 @@ HANDLED = (
 
 
 class BillingUnavailable(RefrainError):
-    """Billing is not configured on this studio, or Stripe could not be reached: 503."""
+    """Stripe could not be reached, or its set-up is incomplete (no price): 503."""
+
+
+class BillingNotOffered(RefrainError):
+    """This studio sells no paid plan (no Stripe key, or no accounts): 404, as for a missing route."""
 
 
 class BillingConflict(RefrainError):
@@ -168,7 +172,7 @@ class StripeBilling:
 
     def __init__(self, settings: Settings, http_client: stripe.HTTPClient | None = None) -> None:
         if not settings.stripe_secret_key:
-            raise BillingUnavailable("billing is not configured on this studio (REFRAIN_STRIPE_SECRET_KEY)")
+            raise BillingNotOffered("billing is not configured on this studio (REFRAIN_STRIPE_SECRET_KEY)")
         self.settings = settings
         self.client = stripe.StripeClient(
             settings.stripe_secret_key,

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from infra.billing import BillingUnavailable, StripeBilling, handle_event, verify_event
+from infra.billing import BillingNotOffered, StripeBilling, handle_event, verify_event
 from infra.db import User
 from web.deps import SessionDep, UserDep
 from web.schemas import ProblemPublic
@@ -22,7 +22,7 @@ WEBHOOK_MAX_BYTES = 1024 * 1024  # invoices with many lines are larger than an A
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 webhook_router = APIRouter(tags=["billing"])
-ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ProblemPublic} for code in (401, 409, 503)}
+ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ProblemPublic} for code in (401, 404, 409, 503)}
 
 
 class RedirectPublic(BaseModel):
@@ -37,9 +37,9 @@ def stripe_billing_of(app: FastAPI) -> StripeBilling:
 
 
 def stripe_billing(request: Request) -> StripeBilling:
-    """503 where billing is off."""
+    """404 where billing is off."""
     if not request.app.state.settings.billing_enabled:
-        raise BillingUnavailable("this studio does not sell a paid plan (billing is not configured)")
+        raise BillingNotOffered("this studio does not sell a paid plan (billing is not configured)")
     return stripe_billing_of(request.app)
 
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from functions.errors import InvalidRequest, MissingTool
 from infra.accounts import IdentityCache, UrlSigner
-from infra.billing import BillingConflict, BillingUnavailable, UsageReporter
+from infra.billing import BillingConflict, BillingNotOffered, BillingUnavailable, UsageReporter
 from infra.db import is_postgres, make_engine, make_sessions
 from infra.jobs import LimitExceeded, NotEnoughCredits
 from infra.settings import Settings, get_settings
@@ -97,6 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(NotEnoughCredits)  # and PlanRequired
     async def _credits(_: Request, exc: NotEnoughCredits) -> JSONResponse:
         return JSONResponse(status_code=402, content={"detail": str(exc)})
+
+    @app.exception_handler(BillingNotOffered)
+    async def _not_offered(_: Request, exc: BillingNotOffered) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
 
     @app.exception_handler(BillingUnavailable)
     async def _no_billing(_: Request, exc: BillingUnavailable) -> JSONResponse:

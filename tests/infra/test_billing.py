@@ -293,3 +293,31 @@ def test_two_requests_for_the_last_credit_one_succeeds(tmp_path: Path) -> None:
             assert studio.ledger(person) == [("allowance", 5), ("charge", -5)]
             assert studio.balance_left(person) == 0
         studio.engine.dispose()
+
+
+def test_the_same_event_delivered_concurrently_is_applied_once(tmp_path: Path) -> None:
+    """Stripe may deliver an event twice at once: the stored event id lets one through (PostgreSQL)."""
+    from infra.billing import handle_event
+    from tests.utils.stripe import checkout_completed, event
+
+    with database_url("postgresql", tmp_path) as url:
+        studio = Studio(url, tmp_path)
+        person = studio.user("twice@example.com")
+        paid = event(
+            "checkout.session.completed", checkout_completed(person, "cus_twice", "sub_t"), int(time.time())
+        )
+        start = threading.Barrier(8)
+        firsts: list[bool] = []
+
+        def deliver() -> None:
+            start.wait()
+            firsts.append(handle_event(studio.sessions, studio.settings, paid).first)
+
+        threads = [threading.Thread(target=deliver) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(firsts) == [False] * 7 + [True]
+        assert studio.ledger(person) == [("allowance", 10_000)]
+        studio.engine.dispose()
