@@ -40,6 +40,12 @@ class SongRequest(BaseModel):
     time_signature: str | None = None
     task: Task = "text2music"
     engine: str = "sketch"
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="the vocals' language (ISO 639)")
+    lora: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    lora_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    thinking: bool | None = Field(
+        default=None, description="the ACE-Step planner; None: the variant's default"
+    )
 
     @field_validator("style_tags", "negative_tags", mode="before")
     @classmethod

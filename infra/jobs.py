@@ -143,7 +143,7 @@ class JobService:
 
     def engine(self, name: str) -> Engine:
         if name not in self._engines:
-            self._engines[name] = get_engine(name, self.device, soundfont=self.settings.soundfont)
+            self._engines[name] = get_engine(name, self.device, **self.settings.engine_options())
         return self._engines[name]
 
     # --- submission -------------------------------------------------------------------------

@@ -123,8 +123,34 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="longest a Suno-style wait_audio call blocks"
     )
 
+    acestep_weights: Path | None = Field(
+        default=None,
+        description="ACE-Step 1.5 diffusers checkpoint folder; the acestep engine exists only with it",
+    )
+    acestep_variant: str | None = Field(default=None, description="xl-turbo, xl-sft, turbo, sft or base")
+    acestep_planner: Path | None = Field(
+        default=None, description="the 5 Hz LM planner's folder (thinking mode)"
+    )
+    lora_dir: Path | None = Field(
+        default=None, description="LoRAs (PEFT folders) the acestep engine may load"
+    )
     stem_model_dir: Path | None = Field(default=None, description="folder holding the demucs model (NAME.th)")
     stem_model: str = "htdemucs"
+
+    def engine_options(self) -> dict[str, str | None]:
+        """What `functions.gen.get_engine` needs beyond a name and a device (hashable values)."""
+        return {
+            "soundfont": self.soundfont,
+            "weights": str(self.acestep_weights) if self.acestep_weights else None,
+            "variant": self.acestep_variant,
+            "planner": str(self.acestep_planner) if self.acestep_planner else None,
+            "lora_dir": str(self.lora_dir) if self.lora_dir else None,
+        }
+
+    def engines(self) -> list[str]:
+        from functions.gen.registry import available_engines
+
+        return available_engines(self.acestep_weights)
 
     def separator(self, device: str = "cpu") -> Separator | None:
         if self.stem_model_dir is None:

@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=None, help='e.g. "A minor", "F#"')
     p.add_argument("--time-signature", default=None, help="4/4 or 3/4")
     p.add_argument("--engine", default=None, help=f"song engine (known: {', '.join(known_engines())})")
+    p.add_argument(
+        "--weights", type=Path, default=None, help="ACE-Step 1.5 checkpoint folder (diffusers layout)"
+    )
+    p.add_argument("--variant", default=None, help="ACE-Step variant: xl-turbo, xl-sft, turbo, sft, base")
+    p.add_argument("--language", default="en", help="the vocals' language, e.g. en, es, ja (ACE-Step)")
+    p.add_argument("--lora", default=None, help="a LoRA from REFRAIN_LORA_DIR (ACE-Step)")
+    p.add_argument("--lora-scale", type=float, default=1.0, help="0–2 (default 1)")
+    p.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                   help="plan with the 5 Hz LM first (ACE-Step; default: the variant's)")  # fmt: skip
     p.add_argument("--lufs", type=float, default=None, help="loudness target, -14 (default) or -16")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument(
@@ -158,10 +167,25 @@ def run(argv: Sequence[str] | None = None) -> int:
         key=args.key,
         time_signature=args.time_signature,
         engine=args.engine or settings.default_engine,
+        language=args.language,
+        lora=args.lora,
+        lora_scale=args.lora_scale,
+        thinking=args.think,
         **({"seed": args.seed} if args.seed is not None else {}),
     )
+    if args.weights is not None or args.variant is not None:
+        updates = {
+            "acestep_weights": args.weights or settings.acestep_weights,
+            "acestep_variant": args.variant,
+        }
+        settings = settings.model_copy(update=updates)
     if request.engine not in known_engines():  # fail before loading the watermark model and engine
         raise UnknownEngine(request.engine, known_engines())
+    if request.engine not in settings.engines():
+        raise InvalidRequest(
+            "engine", request.engine, "the acestep engine needs its weights: --weights DIR (an ACE-Step 1.5 "
+            "diffusers checkpoint folder with model_index.json)",
+        )  # fmt: skip
     device = pick_device(args.device or settings.device)
     post = PostOptions(
         target_lufs=args.lufs if args.lufs is not None else settings.target_lufs,
@@ -175,7 +199,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     if not -30.0 <= post.target_lufs <= -5.0:
         raise InvalidRequest("lufs", post.target_lufs, f"--lufs {post.target_lufs} is outside -30…-5")
-    engine = get_engine(request.engine, device, soundfont=settings.soundfont)
+    engine = get_engine(request.engine, device, **settings.engine_options())
     bar = _ProgressBar(enabled=not args.quiet)
     try:
         outputs = make_songs(

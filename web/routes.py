@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from functions.gen import known_engines
+from functions.errors import InvalidRequest
 from functions.pipeline import prepare
 from functions.request import SongRequest, build_request
 from infra.accounts import create_share_link, shared_song_id
@@ -102,7 +102,9 @@ def job_public(request: Request, job: Job) -> JobPublic:
 
 @router.get("/engines")
 def list_engines(request: Request) -> EnginesPublic:
-    return EnginesPublic(engines=known_engines(), default=request.app.state.settings.default_engine)
+    """The engines this studio can run (ACE-Step only where its weights are installed)."""
+    settings = request.app.state.settings
+    return EnginesPublic(engines=settings.engines(), default=settings.default_engine)
 
 
 def submit_request(
@@ -110,6 +112,10 @@ def submit_request(
 ) -> Job:
     """Shared by our API and the Suno-compatible one: limits, lyrics, then the job."""
     request.app.state.limits.hit(request.state.principal, submission=True)
+    engines = request.app.state.settings.engines()
+    if song_request.engine not in engines:
+        message = f"this studio has no {song_request.engine} engine (available: {', '.join(engines)})"
+        raise InvalidRequest("engine", song_request.engine, message)
     engine = service.engine(song_request.engine)
     # lyrics are written (and checked against the duration) now, so a bad request fails at once
     song_request, written_by = prepare(song_request, engine)

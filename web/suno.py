@@ -18,7 +18,6 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from functions.errors import InvalidRequest
-from functions.gen import known_engines
 from functions.gen.lyricist import TemplateLyricist
 from functions.request import build_request
 from infra.credits import balance
@@ -178,11 +177,10 @@ def _engine_for(request: Request, model: str | None) -> str:
     """Suno model names run on the studio's default engine; Refrain engine names pick that engine."""
     if not model or model.startswith("chirp"):
         return request.app.state.settings.default_engine
-    if model in known_engines():
+    engines = request.app.state.settings.engines()
+    if model in engines:
         return model
-    raise InvalidRequest(
-        "model", model, f"unknown model {model!r}; use a chirp-* name or one of {known_engines()}"
-    )
+    raise InvalidRequest("model", model, f"unknown model {model!r}; use a chirp-* name or one of {engines}")
 
 
 def _clips_of(request: Request, job_id: str, wait: bool) -> list[Clip]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
-from functions.errors import UnknownEngine
+from functions.errors import InvalidRequest, UnknownEngine
 from functions.gen.engine import Engine
 
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
@@ -19,11 +20,37 @@ def _sketch(soundfont: str | None = None, **_: object) -> Engine:
     return SketchEngine(soundfont=soundfont)
 
 
+def _acestep(
+    weights: str | None = None,
+    variant: str | None = None,
+    lora_dir: str | None = None,
+    planner: str | None = None,
+    **_: object,
+) -> Engine:
+    from functions.gen.acestep import AceStepEngine
+
+    if weights is None:
+        raise InvalidRequest(
+            "engine",
+            "acestep",
+            "the acestep engine needs its weights folder (--weights DIR or REFRAIN_ACESTEP_WEIGHTS)",
+        )
+    return AceStepEngine(weights, variant=variant, lora_dir=lora_dir, planner_weights=planner)
+
+
 _FACTORIES["sketch"] = _sketch
+_FACTORIES["acestep"] = _acestep
 
 
 def known_engines() -> list[str]:
     return sorted(_FACTORIES)
+
+
+def available_engines(acestep_weights: Path | None = None) -> list[str]:
+    """The engines this studio can run: the sketch engine always, ACE-Step where its weights are."""
+    from functions.gen.acestep.engine import has_weights
+
+    return [name for name in known_engines() if name != "acestep" or has_weights(acestep_weights)]
 
 
 def get_engine(name: str, device: str = "cpu", **options: object) -> Engine:
