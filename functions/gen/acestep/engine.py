@@ -309,18 +309,27 @@ class AceStepEngine:
         text = caption(request)
         plan: dict[str, Any] = {}
         thinking = variant.thinking if request.thinking is None else request.thinking
+        rejected = None
         if thinking and task == "text2music":
             if self.planner is None:
                 raise InvalidRequest(
                     "thinking", True, "thinking mode needs the 5 Hz LM planner (REFRAIN_ACESTEP_PLANNER)"
                 )
+            from functions.gen.acestep.planner import PlanRejected
+
             on_progress("planning", 0, 1)
-            planned = self.planner.plan(text, lyrics, duration_s, request.seed, bpm=request.bpm,
-                                        key=keyscale(request.key), language=request.language)  # fmt: skip
+            try:
+                planned = self.planner.plan(
+                    text, lyrics, duration_s, request.seed, bpm=request.bpm, key=keyscale(request.key),
+                    timesignature=request.time_signature, language=request.language,
+                )  # fmt: skip
+            except PlanRejected as exc:  # nothing malformed reaches the DiT: it goes on without a plan
+                rejected = str(exc)
+            else:
+                plan = planned.as_metadata()
+                options["audio_codes"] = [planned.codes_text()] * batch
+                text = planned.caption or text
             on_progress("planning", 1, 1)
-            plan = planned.as_metadata()
-            options["audio_codes"] = [planned.codes_text()] * batch
-            text = planned.caption or text
         self._cancel.clear()
 
         def step_done(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +367,7 @@ class AceStepEngine:
             "variant": variant.name, "task": task, "steps": steps, "shift": variant.shift,
             "guidance": variant.guidance, "caption": text, "language": request.language,
             "lora": active, "thinking": bool(plan), **({"plan": plan} if plan else {}),
+            **({"plan_rejected": rejected} if rejected else {}),
         }  # fmt: skip
         return audios, extra
 

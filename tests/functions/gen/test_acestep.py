@@ -165,3 +165,30 @@ def test_the_engine_is_listed_only_where_its_weights_are(weights: Path, tmp_path
     assert available_engines(None) == ["sketch"]
     assert available_engines(tmp_path) == ["sketch"]
     assert available_engines(weights) == ["acestep", "sketch"]
+
+
+def test_genmusic_runs_the_engine_from_a_weights_folder(weights: Path, tmp_path: Path) -> None:
+    from tests.conftest import genmusic
+
+    out = tmp_path / "song.wav"
+    made = genmusic("--engine", "acestep", "--weights", str(weights), "--prompt", "sea shanty", "--duration", "10",
+                    "--variations", "1", "--seed", "4", "--out", str(out))  # fmt: skip
+    assert out.is_file() and "acestep" in made.stdout
+    refused = genmusic(
+        "--engine", "acestep", "--prompt", "sea shanty", "--out", str(tmp_path / "x.wav"), check=False
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--weights DIR" in refused.stderr
+
+
+def test_the_studio_lists_the_engine_only_with_weights(weights: Path, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.utils.studio import quick_settings
+    from web.main import create_app
+
+    with TestClient(create_app(quick_settings(tmp_path / "plain"))) as client:
+        assert client.get("/api/v1/engines").json()["engines"] == ["sketch"]
+        refused = client.post("/api/v1/songs", json={"prompt": "pop", "engine": "acestep"})
+        assert refused.status_code == 422 and "no acestep engine" in refused.json()["detail"]
+    with TestClient(create_app(quick_settings(tmp_path / "full", acestep_weights=weights))) as client:
+        assert client.get("/api/v1/engines").json()["engines"] == ["acestep", "sketch"]
