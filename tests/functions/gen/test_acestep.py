@@ -171,8 +171,8 @@ def test_genmusic_runs_the_engine_from_a_weights_folder(weights: Path, tmp_path:
     from tests.conftest import genmusic
 
     out = tmp_path / "song.wav"
-    made = genmusic("--engine", "acestep", "--weights", str(weights), "--prompt", "sea shanty", "--duration", "10",
-                    "--variations", "1", "--seed", "4", "--out", str(out))  # fmt: skip
+    flags = ["--engine", "acestep", "--weights", str(weights), "--duration", "10", "--variations", "1"]
+    made = genmusic(*flags, "--prompt", "sea shanty", "--seed", "4", "--out", str(out))
     assert out.is_file() and "acestep" in made.stdout
     refused = genmusic(
         "--engine", "acestep", "--prompt", "sea shanty", "--out", str(tmp_path / "x.wav"), check=False
