@@ -145,7 +145,7 @@ BAD_INPUTS = [
     (["--prompt", "", "--out", "x.m4a"], "give a prompt"),
     (["--prompt", "pop", "--duration", "5", "--out", "x.m4a"], "outside 10–240"),
     (["--prompt", "pop", "--duration", "300", "--out", "x.m4a"], "outside 10–240"),
-    (["--prompt", "pop", "--engine", "suno", "--out", "x.m4a"], "known engines: sketch"),
+    (["--prompt", "pop", "--engine", "suno", "--out", "x.m4a"], "known engines: acestep, sketch"),
     (["--prompt", "pop", "--out", "x.ogg"], "--out must end in"),
     (["--prompt", "pop", "--variations", "9", "--out", "x.m4a"], "variations must be 1–4"),
     (["--prompt", "pop", "--duration", "abc", "--out", "x.m4a"], "invalid float value"),

@@ -88,7 +88,7 @@ BAD = [
     ({"prompt": "", "lyrics": ""}, "give a prompt"),
     ({"prompt": "pop", "duration_s": 9}, "outside 10–240"),
     ({"prompt": "pop", "duration_s": 241}, "outside 10–240"),
-    ({"prompt": "pop", "engine": "udio"}, "known engines: sketch"),
+    ({"prompt": "pop", "engine": "udio"}, "no udio engine (available: sketch)"),
     ({"prompt": "pop", "variations": 0}, "variations must be 1–4"),
     ({"prompt": "pop", "duration_s": "long"}, "duration_s"),
     ({"prompt": "pop", "key": "H major"}, "key"),
