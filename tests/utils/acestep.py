@@ -16,19 +16,42 @@ CORPUS = [
 ]
 
 
-def tiny_tokenizer() -> object:
+def byte_bpe(corpus: list[str], special: list[str]) -> object:
+    """A byte-level BPE tokenizer (as Qwen's) trained on `corpus`, vocabulary 400."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=400,
-        special_tokens=["<|endoftext|>", "<|pad|>"],
+        special_tokens=special,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
-    bpe.train_from_iterator(CORPUS * 20, trainer=trainer)
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    return bpe
+
+
+def tiny_qwen3(vocab: int, layers: int, **extra: object) -> object:
+    """A toy Qwen3 configuration: hidden 32, 2 heads sharing 1 KV head of 16."""
+    from transformers import Qwen3Config
+
+    shape = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_key_value_heads": 1}
+    return Qwen3Config(
+        vocab_size=vocab,
+        num_hidden_layers=layers,
+        head_dim=16,
+        max_position_embeddings=4096,
+        **shape,
+        **extra,
+    )
+
+
+def tiny_tokenizer() -> object:
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = byte_bpe(CORPUS * 20, ["<|endoftext|>", "<|pad|>"])
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|pad|>")
 
 
@@ -46,22 +69,12 @@ def tiny_acestep(folder: Path, kind: str = "turbo", seed: int = 0) -> Path:
         AceStepAudioTokenDetokenizer,
         AceStepAudioTokenizer,
     )
-    from transformers import Qwen3Config, Qwen3Model
+    from transformers import Qwen3Model
 
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
     text_encoder = Qwen3Model(
-        Qwen3Config(
-            vocab_size=len(tokenizer),  # type: ignore[arg-type]
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-            max_position_embeddings=4096,
-            pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
-        )
+        tiny_qwen3(len(tokenizer), layers=1, pad_token_id=tokenizer.pad_token_id)  # type: ignore[arg-type,attr-defined]
     ).eval()
     common = {"num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "sliding_window": 16}
     transformer = AceStepTransformer1DModel(

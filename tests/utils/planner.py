@@ -6,6 +6,9 @@ tokenizer, the Qwen3 chat template, `<think>` / `</think>` and `<|audio_code_N|>
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from tests.utils.acestep import byte_bpe, tiny_qwen3
 
 # Qwen3's chat template, tools branch left out (what renders ACE-Step's prompts)
 QWEN3_TEMPLATE = r"""{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}{%- endif %}
@@ -34,20 +37,11 @@ CORPUS = [
 
 def tiny_planner(folder: Path, codes: int = 64, seed: int = 0) -> Path:
     import torch
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(CORPUS, trainer=trainer)
+    bpe: Any = byte_bpe(CORPUS, ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"])
     bpe.add_tokens([AddedToken("<think>", special=False, normalized=False),
                     AddedToken("</think>", special=False, normalized=False)])  # fmt: skip
     tokenizer = PreTrainedTokenizerFast(
@@ -57,15 +51,9 @@ def tiny_planner(folder: Path, codes: int = 64, seed: int = 0) -> Path:
         additional_special_tokens=["<|im_start|>", "<|im_end|>"],
     )
     tokenizer.chat_template = QWEN3_TEMPLATE
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=4096,
+    config = tiny_qwen3(
+        len(tokenizer),
+        layers=2,
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,

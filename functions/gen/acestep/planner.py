@@ -192,16 +192,22 @@ StateFn = Callable[[list[int]], str]
 
 class Backend:
     """Generates text under a constraint: `state(generated ids)` names one of `rules`, each
-    (allowed ids or None for all, banned ids); the masks are built once per state."""
+    (allowed ids or None for all, banned ids); the masks are built once per state. Both backends
+    hold a Hugging Face tokenizer (mlx-lm wraps one), which renders the chat prompts."""
+
+    tokenizer: Any
 
     def vocab(self) -> dict[str, int]:
-        raise NotImplementedError
+        return dict(self.tokenizer.get_vocab())
 
     def eos_id(self) -> int | None:
-        raise NotImplementedError
+        return self.tokenizer.eos_token_id
 
     def render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-        raise NotImplementedError
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+        return text if add_generation_prompt or text.endswith("\n") else text + "\n"
 
     def generate(
         self,
@@ -225,18 +231,6 @@ class TransformersBackend(Backend):
         model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
         self.model = model.to(device).eval()
         self.device = device
-
-    def vocab(self) -> dict[str, int]:
-        return dict(self.tokenizer.get_vocab())
-
-    def eos_id(self) -> int | None:
-        return self.tokenizer.eos_token_id
-
-    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-        return text if add_generation_prompt or text.endswith("\n") else text + "\n"
 
     def generate(
         self,
@@ -281,18 +275,6 @@ class MlxBackend(Backend):
 
         loaded: Any = load(str(folder))
         self.model, self.tokenizer = loaded[0], loaded[1]
-
-    def vocab(self) -> dict[str, int]:
-        return dict(self.tokenizer.get_vocab())
-
-    def eos_id(self) -> int | None:
-        return self.tokenizer.eos_token_id
-
-    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-        return text if add_generation_prompt or text.endswith("\n") else text + "\n"
 
     def generate(
         self,
