@@ -280,9 +280,14 @@ def extend_song(
     on_progress: ProgressFn = no_progress,
 ) -> SongOutput:
     """A clip that plays `source_wav` up to `continue_at_s`, then a new part made from `request`
-    (`request.duration_s` long), joined by an equal-power crossfade; finished like any song."""
+    (`request.duration_s` long), joined by an equal-power crossfade; finished like any song. An
+    engine that continues audio itself (ACE-Step) does the continuing."""
     import soundfile
     import soxr
+
+    if hasattr(engine, "extend"):
+        return remake_song(request, source_wav, out_dir, post=post, engine=engine, task="extend",
+                           on_progress=on_progress, continue_at_s=continue_at_s)  # fmt: skip
 
     source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
     head = np.ascontiguousarray(source.T)
@@ -316,6 +321,43 @@ def extend_song(
         lyrics=new.lyrics,
         metadata={**new.metadata, "continue_at_s": round(continue_at_s, 3)},
     )
+    with _staging(out_dir) as stage:
+        assert stage is not None
+        output = _finish(song, 0, request, "song", post, stage, None, written_by)
+        on_progress("saving", 1, 1)
+    output.files = _placed(output.files, stage, out_dir)
+    return output
+
+
+EDITS = {"extend": "extend", "repaint": "repaint", "cover": "cover"}  # task -> engine method
+
+
+def remake_song(
+    request: SongRequest,
+    source_wav: Path,
+    out_dir: Path,
+    *,
+    post: PostOptions,
+    engine: Engine,
+    task: str,
+    on_progress: ProgressFn = no_progress,
+    **params: Any,
+) -> SongOutput:
+    """A new clip made by editing `source_wav` with an engine that edits audio: `extend`
+    (continue_at_s), `repaint` (start_s, end_s: replace a section) or `cover` (strength)."""
+    import soundfile
+    import soxr
+
+    method = getattr(engine, EDITS.get(task, ""), None)
+    if method is None:
+        raise InvalidRequest("task", task, f"the {engine.name} engine cannot {task} a song")
+    source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
+    audio = np.ascontiguousarray(source.T)
+    wanted = getattr(engine, "sample_rate_hz", rate)
+    if rate != wanted:
+        audio = np.ascontiguousarray(soxr.resample(audio.T, rate, wanted).T.astype(np.float32))
+    request, written_by = prepare(request.model_copy(update={"variations": 1}), engine, None, on_progress)
+    song = method(request, audio, **params, on_progress=on_progress)
     with _staging(out_dir) as stage:
         assert stage is not None
         output = _finish(song, 0, request, "song", post, stage, None, written_by)

@@ -94,7 +94,9 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, default=LOCAL_USER_ID)
-    kind: Mapped[str] = mapped_column(String(16), default="generate")  # generate | extend | stems
+    kind: Mapped[str] = mapped_column(
+        String(16), default="generate"
+    )  # generate | extend | stems | repaint | cover
     tier: Mapped[str] = mapped_column(String(8), default="free")  # free | paid: which runner, metered
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)

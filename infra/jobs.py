@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from functions.errors import InvalidRequest, RefrainError
 from functions.gen import Engine, get_engine
 from functions.gen.engine import STEM_NAMES
-from functions.pipeline import PostOptions, extend_song, make_songs, make_stems
+from functions.pipeline import PostOptions, extend_song, make_songs, make_stems, remake_song
 from functions.post.credentials import SigningMaterial
 from functions.post.encode import STUDIO_FORMATS
 from functions.progress import ProgressFn
@@ -117,6 +117,9 @@ class Work:
     kind: str = "generate"  # generate | extend | stems
     source_song_id: str | None = None  # extend / stems: the clip worked on
     continue_at_s: float | None = None  # extend: where the continuation starts
+    start_s: float | None = None  # repaint: the section made anew
+    end_s: float | None = None
+    strength: float | None = None  # cover: how closely the source is followed
     lyrics_by: str = "user"
 
 
@@ -191,6 +194,9 @@ class JobService:
                     "_work": {
                         "source_song_id": work.source_song_id,
                         "continue_at_s": work.continue_at_s,
+                        "start_s": work.start_s,
+                        "end_s": work.end_s,
+                        "strength": work.strength,
                         "lyrics_by": work.lyrics_by,
                     },
                 },
@@ -346,7 +352,7 @@ class JobService:
         self, request: SongRequest, work: Work, folder: Path, on_progress: ProgressFn, clip_ids: list[str]
     ) -> list[Any]:
         engine = self.engine(request.engine)
-        if work.kind in ("extend", "stems"):
+        if work.kind in ("extend", "stems", "repaint", "cover"):
             assert work.source_song_id is not None
             with tempfile.TemporaryDirectory(prefix="refrain-source-") as tmp:
                 source = self._source_wav(work.source_song_id, Path(tmp) / "source.wav")
@@ -360,6 +366,24 @@ class JobService:
                         engine=engine,
                         on_progress=on_progress,
                     )
+                if work.kind in ("repaint", "cover"):
+                    edit = (
+                        {"start_s": work.start_s, "end_s": work.end_s}
+                        if work.kind == "repaint"
+                        else {"strength": work.strength if work.strength is not None else 1.0}
+                    )
+                    return [
+                        remake_song(
+                            request,
+                            source,
+                            folder,
+                            post=self.post_options(),
+                            engine=engine,
+                            task=work.kind,
+                            on_progress=on_progress,
+                            **edit,
+                        )
+                    ]
                 assert work.continue_at_s is not None
                 return [
                     extend_song(

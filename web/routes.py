@@ -21,17 +21,19 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from functions.errors import InvalidRequest
-from functions.pipeline import prepare
+from functions.pipeline import EDITS, prepare
 from functions.request import SongRequest, build_request
 from infra.accounts import create_share_link, shared_song_id
 from infra.db import Job, JobEvent, ShareLink, Song, User
 from infra.jobs import JobService, Work, stored_request
 from web.deps import JobDep, ServiceDep, SessionDep, SongDep, UserDep, resolve_user
 from web.schemas import (
+    CoverCreate,
     EnginesPublic,
     ExtendCreate,
     JobPublic,
     ProblemPublic,
+    ReplaceCreate,
     SharePublic,
     SongCreate,
     SongPublic,
@@ -167,6 +169,53 @@ def extension_job(request: Request, service: JobService, user: User, song: Song,
     return submit_request(
         request, service, user, song_request, Work(kind="extend", source_song_id=song.id, continue_at_s=at)
     )
+
+
+@router.post("/songs/{song_id}/replace", status_code=202, responses={**ERRORS, 409: {"model": ProblemPublic}})
+def replace_section(
+    body: ReplaceCreate, song: SongDep, request: Request, user: UserDep, service: ServiceDep
+) -> JobPublic:
+    """A new clip: this one with `start_s`–`end_s` made anew (engines that edit audio: acestep)."""
+    if not body.start_s < body.end_s <= song.duration_s:
+        raise HTTPException(422, f"the section must lie within the song (0 to {song.duration_s:.1f} s)")
+    fields = {"prompt": body.prompt, "lyrics": body.lyrics, "style": body.style, "title": body.title}
+    work = Work(kind="repaint", source_song_id=song.id, start_s=body.start_s, end_s=body.end_s)
+    return job_public(request, _edit_job(request, service, user, song, fields, work))
+
+
+@router.post("/songs/{song_id}/cover", status_code=202, responses={**ERRORS, 409: {"model": ProblemPublic}})
+def cover_song(
+    body: CoverCreate, song: SongDep, request: Request, user: UserDep, service: ServiceDep
+) -> JobPublic:
+    """A new clip: this one's music in the style given (engines that edit audio: acestep)."""
+    fields = {"prompt": body.prompt, "lyrics": body.lyrics, "style": body.style, "title": body.title}
+    work = Work(kind="cover", source_song_id=song.id, strength=body.strength)
+    return job_public(request, _edit_job(request, service, user, song, fields, work))
+
+
+def _edit_job(
+    request: Request, service: JobService, user: User, song: Song, fields: dict[str, str], work: Work
+) -> Job:
+    if song.status != "complete":
+        raise HTTPException(409, f"song {song.id} is not finished yet")
+    if not hasattr(service.engine(song.engine), EDITS[work.kind]):
+        raise HTTPException(422, f"the {song.engine} engine cannot {work.kind} a song; make it with acestep")
+    meta = song.song_metadata
+    song_request = build_request(
+        prompt=fields["prompt"] or song.prompt,
+        lyrics=fields["lyrics"] or song.lyrics,
+        style_tags=fields["style"] or song.style,
+        negative_tags=song.negative_style,
+        title=fields["title"] or song.title,
+        instrumental=meta.get("vocal") == "none",
+        duration_s=max(song.duration_s, 10.0),
+        seed=song.seed + 2000,
+        variations=1,
+        engine=song.engine,
+        bpm=meta.get("bpm"),
+        key=meta.get("key"),
+    )
+    return submit_request(request, service, user, song_request, work)
 
 
 @router.post("/songs/{song_id}/stems", status_code=202, responses=ERRORS)

@@ -44,6 +44,28 @@ class ExtendCreate(BaseModel):
     duration_s: float = 30.0
 
 
+class ReplaceCreate(BaseModel):
+    """Replace a section: `start_s`–`end_s` made anew from the prompt / lyrics / style given
+    (the song's own where left empty); the rest of the song stays exactly as it was."""
+
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+    prompt: str = ""
+    lyrics: str = ""
+    style: str = ""
+    title: str = ""
+
+
+class CoverCreate(BaseModel):
+    """The song's music remade in another style; `strength` 1 follows the source closely."""
+
+    style: str = Field(min_length=1, description="comma-separated style tags of the cover")
+    prompt: str = ""
+    lyrics: str = ""
+    title: str = ""
+    strength: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class ProblemPublic(BaseModel):
     detail: str
     field: str | None = None

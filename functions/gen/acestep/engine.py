@@ -113,6 +113,7 @@ def keyscale(key: str | None) -> str | None:
 class AceStepEngine:
     name = "acestep"
     renders_stems = False
+    sample_rate_hz = SAMPLE_RATE_HZ
 
     def __init__(
         self,

@@ -192,3 +192,48 @@ def test_the_studio_lists_the_engine_only_with_weights(weights: Path, tmp_path: 
         assert refused.status_code == 422 and "no acestep engine" in refused.json()["detail"]
     with TestClient(create_app(quick_settings(tmp_path / "full", acestep_weights=weights))) as client:
         assert client.get("/api/v1/engines").json()["engines"] == ["acestep", "sketch"]
+
+
+def test_cover_remakes_the_source_in_another_style(engine: AceStepEngine) -> None:
+    [source] = engine.generate(song(seed=13))  # type: ignore[arg-type]
+    clip = source.audio[:, : 2 * SR]
+    remade = engine.cover(song(prompt="jazz trio"), clip, strength=0.6)  # type: ignore[arg-type]
+    assert remade.audio.shape == clip.shape and remade.metadata["cover_strength"] == 0.6
+    with pytest.raises(InvalidRequest, match="cover strength must be 0–1"):
+        engine.cover(song(), clip, strength=2.0)  # type: ignore[arg-type]
+
+
+def test_the_studio_extends_and_replaces_sections_with_acestep(weights: Path, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.utils.studio import quick_settings, wait_job
+    from web.main import create_app
+
+    settings = quick_settings(tmp_path / "data", acestep_weights=weights)
+    with TestClient(create_app(settings)) as client:
+        body = {"prompt": "sea shanty", "engine": "acestep", "duration_s": 10, "variations": 1, "seed": 8}
+        made = client.post("/api/v1/songs", json=body)
+        first = wait_job(client, made.json()["id"])
+        assert first["status"] == "complete", first
+        clip = first["songs"][0]
+        extended = client.post(
+            f"/api/v1/songs/{clip['id']}/extend", json={"continue_at_s": 6, "duration_s": 10}
+        )
+        longer = wait_job(client, extended.json()["id"])
+        assert longer["status"] == "complete", longer
+        assert abs(longer["songs"][0]["duration_s"] - 16.0) < 0.05
+        replaced = client.post(
+            f"/api/v1/songs/{clip['id']}/replace", json={"start_s": 2, "end_s": 4, "style": "jazz"}
+        )
+        remade = wait_job(client, replaced.json()["id"])
+        assert remade["status"] == "complete", remade
+        assert abs(remade["songs"][0]["duration_s"] - 10.0) < 0.05
+        assert remade["songs"][0]["metadata"]["section_s"] == [2.0, 4.0]
+        outside = client.post(f"/api/v1/songs/{clip['id']}/replace", json={"start_s": 8, "end_s": 30})
+        assert outside.status_code == 422 and "within the song" in outside.json()["detail"]
+        quick = {"prompt": "pop", "duration_s": 10, "variations": 1}
+        sketch = wait_job(client, client.post("/api/v1/songs", json=quick).json()["id"])
+        refused = client.post(
+            f"/api/v1/songs/{sketch['songs'][0]['id']}/replace", json={"start_s": 1, "end_s": 2}
+        )
+        assert refused.status_code == 422 and "cannot repaint" in refused.json()["detail"]
