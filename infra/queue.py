@@ -24,7 +24,8 @@ import procrastinate
 from infra.jobs import JobService
 
 log = logging.getLogger(__name__)
-QUEUE = "songs"
+QUEUES = {"free": "songs", "paid": "songs-paid"}  # one queue a tier: a worker takes the tiers it serves
+QUEUE = QUEUES["free"]
 TASK = "refrain.run_job"
 
 
@@ -65,18 +66,20 @@ def make_queue_app(database_url: str, run: Callable[[str], object] | None = None
 
 
 class QueueDispatcher:
-    """Defers one procrastinate job per Refrain job; the queueing lock keeps a job queued once."""
+    """Defers one procrastinate job per Refrain job, on its tier's queue; the queueing lock keeps a
+    job queued once."""
 
     name = "worker"
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, queue: str = QUEUE) -> None:
         self.app = make_queue_app(database_url)
         self.app.open()
+        self.queue = queue
 
     def dispatch(self, job_id: str) -> None:
         # queued already, e.g. when recovery sends a job again after a crash between commit and defer
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
-            self.app.configure_task(TASK, queueing_lock=job_id).defer(job_id=job_id)
+            self.app.configure_task(TASK, queueing_lock=job_id, queue=self.queue).defer(job_id=job_id)
 
     def shutdown(self) -> None:
         self.app.close()

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(default=3, ge=1, description="tries per job before it ends as error (refunded)")
     worker_heartbeat_s: float = Field(default=10.0, gt=0, description="worker heartbeat interval")
+    worker_tiers: list[Literal["free", "paid"]] = Field(
+        default=["free", "paid"], description="whose jobs refrain-worker takes (a free-tier Mac: free)"
+    )
     stalled_after_s: float = Field(
         default=60.0, gt=0, description="a job whose worker is silent this long is retried"
     )

@@ -32,17 +32,18 @@ def make_job_service(settings: Settings, sessions: sessionmaker, storage: Storag
     runners = {settings.runner, settings.paid_runner or settings.runner}
     signing = settings.signing_material() if "inline" in runners else None
     service = JobService(settings, sessions, storage, device, signing)
-    service.dispatcher = make_dispatcher(settings.runner, settings, service)
-    if settings.paid_runner and settings.paid_runner != settings.runner:
-        service.paid_dispatcher = make_dispatcher(settings.paid_runner, settings, service)
+    service.dispatcher = make_dispatcher(settings.runner, settings, service, "free")
+    if settings.paid_runner and (settings.paid_runner, settings.runner) != ("inline", "inline"):
+        service.paid_dispatcher = make_dispatcher(settings.paid_runner, settings, service, "paid")
     return service
 
 
-def make_dispatcher(runner: str, settings: Settings, service: JobService) -> Dispatcher:
-    from infra.queue import InlineDispatcher, ModalDispatcher, QueueDispatcher
+def make_dispatcher(runner: str, settings: Settings, service: JobService, tier: str) -> Dispatcher:
+    """Queue workers serve tiers: a free-tier worker (the owner's Mac) never takes a paid job."""
+    from infra.queue import QUEUES, InlineDispatcher, ModalDispatcher, QueueDispatcher
 
     if runner == "worker":
-        return QueueDispatcher(settings.resolved_database_url)
+        return QueueDispatcher(settings.resolved_database_url, QUEUES[tier])
     if runner == "modal":
         return ModalDispatcher(settings.modal_app)
     return InlineDispatcher(service, settings.worker_threads)

@@ -13,7 +13,7 @@ import procrastinate
 
 from infra.db import is_postgres, make_engine, make_sessions
 from infra.jobs import JobService
-from infra.queue import QUEUE, make_queue_app, retry_stalled
+from infra.queue import QUEUES, make_queue_app, retry_stalled
 from infra.settings import get_settings
 from infra.wiring import make_storage
 from local.device import pick_device
@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="refrain-worker", description=__doc__)
     parser.add_argument(
         "--concurrency", type=int, default=None, help="jobs at once (default: REFRAIN_WORKER_THREADS)"
+    )
+    parser.add_argument(
+        "--tier",
+        action="append",
+        choices=sorted(QUEUES),
+        help="the tiers' jobs to take (repeatable; default: REFRAIN_WORKER_TIERS, i.e. free and paid)",
     )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -44,17 +50,20 @@ def main(argv: list[str] | None = None) -> int:
             settings.worker_heartbeat_s,
             settings.stalled_after_s,
             args.concurrency or settings.worker_threads,
+            [QUEUES[tier] for tier in (args.tier or settings.worker_tiers)],
         )
     )
     return 0
 
 
-async def _work(app: procrastinate.App, heartbeat_s: float, stalled_after_s: float, concurrency: int) -> None:
+async def _work(
+    app: procrastinate.App, heartbeat_s: float, stalled_after_s: float, concurrency: int, queues: list[str]
+) -> None:
     async with app.open_async():
         sweeper = asyncio.create_task(retry_stalled(app, stalled_after_s, max(1.0, heartbeat_s)))
         try:
             await app.run_worker_async(
-                queues=[QUEUE],
+                queues=queues,
                 concurrency=concurrency,
                 update_heartbeat_interval=heartbeat_s,
                 stalled_worker_timeout=stalled_after_s,

@@ -168,3 +168,41 @@ def test_the_worker_refuses_sqlite_with_one_line(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 2 and "PostgreSQL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_free_tier_worker_takes_free_jobs_from_the_api_and_never_paid_ones(
+    queue_settings: Settings, tmp_path: Path
+) -> None:
+    """The owner's Mac as the free tier: `refrain-worker --tier free` against the hosted database."""
+    from starlette.testclient import TestClient
+
+    from infra.db import User
+    from tests.utils.studio import add_user
+    from web.main import create_app
+
+    settings = queue_settings.model_copy(update={"auth": "accounts", "paid_runner": "worker"})
+    with TestClient(create_app(settings)) as client:
+        free = add_user(client, "free@example.com", monthly_credits=None)
+        paid = add_user(client, "paid@example.com", monthly_credits=None)
+        with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+            payer = session.scalar(select(User).where(User.email == "paid@example.com"))
+            assert payer is not None
+            payer.plan, payer.stripe_customer_id = "paid", "cus_paid"
+            session.commit()
+        song = {"prompt": "folk song about the sea", "duration_s": 10, "variations": 1, "seed": 2}
+        free_job = client.post("/api/v1/songs", json=song, headers=free).json()["id"]
+        paid_job = client.post("/api/v1/songs", json=song, headers=paid).json()["id"]
+        service = client.app.state.jobs  # type: ignore[attr-defined]
+        worker = _worker(settings, tmp_path / "worker.log", REFRAIN_WORKER_TIERS='["free"]')
+        try:
+            assert _wait_for(service, free_job, ("complete", "error")).status == "complete"
+            time.sleep(3)  # time enough to have taken the other one, were it allowed to
+            with service.sessions() as session:
+                assert session.get(Job, paid_job).status == "queued"  # type: ignore[union-attr]
+                queued = session.execute(
+                    text("SELECT queue_name, status FROM procrastinate_jobs ORDER BY id")
+                ).all()
+            assert [tuple(row) for row in queued] == [("songs", "succeeded"), ("songs-paid", "todo")]
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
