@@ -86,7 +86,7 @@ class QueueDispatcher:
 
 
 class ModalDispatcher:
-    """Spawns the Modal function `run_job(job_id)` of the deployed app; the function runs the same
+    """Spawns `Engine().run_job(job_id)` of the deployed app (modal_app.py); the method runs the same
     `JobService.run` against the same database and storage, so progress and results arrive as
     they do from any worker. `spawn` is injectable for tests."""
 
@@ -97,10 +97,10 @@ class ModalDispatcher:
         self._spawn = spawn
 
     def _default_spawn(self, job_id: str) -> Any:
-        import modal  # only the paid tier needs Modal's client
+        import modal
 
-        function = modal.Function.from_name(self.app_name, "run_job")
-        return function.spawn(job_id)
+        engine = modal.Cls.from_name(self.app_name, "Engine")  # modal_app.py's GPU class
+        return engine().run_job.spawn(job_id)
 
     def dispatch(self, job_id: str) -> None:
         call = (self._spawn or self._default_spawn)(job_id)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     )
     c2pa_key_file: Path | None = Field(default=None, description="production signing key (PEM)")
     c2pa_chain_file: Path | None = Field(default=None, description="its certificate chain, leaf first (PEM)")
+    c2pa_key_pem: str | None = Field(default=None, description="the key itself (from a secret store)")
+    c2pa_chain_pem: str | None = Field(default=None, description="the chain itself (from a secret store)")
     share_prompt: bool = Field(default=True, description="False: credentials record only the prompt's hash")
     watermark: Literal["perth", "audioseal", "none"] = "perth"
     audioseal_generator: Path | None = Field(default=None, description="AudioSeal generator checkpoint")
@@ -169,6 +171,8 @@ class Settings(BaseSettings):
         """The configured key and chain; in development a local dev chain; never a dev chain in production."""
         if not self.sign:
             return None
+        if self.c2pa_key_pem and self.c2pa_chain_pem:  # Modal secrets arrive as environment variables
+            return SigningMaterial(self.c2pa_key_pem.encode(), self.c2pa_chain_pem.encode())
         if self.c2pa_key_file and self.c2pa_chain_file:
             return SigningMaterial(self.c2pa_key_file.read_bytes(), self.c2pa_chain_file.read_bytes())
         if self.environment == "production":
