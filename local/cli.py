@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plan with the 5 Hz LM first (ACE-Step; default: the variant's)")  # fmt: skip
     p.add_argument("--lufs", type=float, default=None, help="loudness target, -14 (default) or -16")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--runner",
+        choices=["local", "modal"],
+        default="local",
+        help="local: this machine (default); modal: the deployed paid tier (needs a Modal token)",
+    )
     p.add_argument(
         "--stems", type=Path, default=None, metavar="DIR", help="also write vocals/drums/bass/other wav"
     )
@@ -173,6 +179,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         thinking=args.think,
         **({"seed": args.seed} if args.seed is not None else {}),
     )
+    if args.runner == "modal":
+        fields = request.model_dump(mode="json", exclude=None if args.engine else {"engine"})
+        for path in run_on_modal(fields, args.out, suffix, settings.modal_app):
+            print(path)
+        return 0
     if args.weights is not None or args.variant is not None:
         updates = {
             "acestep_weights": args.weights or settings.acestep_weights,
@@ -225,6 +236,29 @@ def run(argv: Sequence[str] | None = None) -> int:
         for name, path in song.stems.items():
             print(f"  stem {name}: {path}")
     return 0
+
+
+def modal_engine(app_name: str) -> Any:
+    """The deployed paid tier's engine class (modal_app.py), looked up by name."""
+    import modal
+
+    return modal.Cls.from_name(app_name, "Engine")()
+
+
+def run_on_modal(fields: dict[str, Any], out: Path, suffix: str, app_name: str) -> list[Path]:
+    """Make the songs on the deployed paid tier; save them as --out names them (song.m4a, song-2.m4a)."""
+    from local.paid import save_songs
+
+    try:
+        files = modal_engine(app_name).generate.remote(fields, (suffix,))
+    except InvalidRequest:
+        raise
+    except Exception as exc:  # no token, no network, no deployed app: Modal says which
+        raise RefrainError(
+            f"the paid tier on Modal could not make the song: {type(exc).__name__}: {exc}"
+        ) from exc
+    renamed = {out.stem + name.removeprefix("song"): data for name, data in files.items()}
+    return save_songs(renamed, out.parent if str(out.parent) else Path("."))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -56,7 +56,7 @@ def save_songs(files: dict[str, bytes], out_dir: Path) -> list[Path]:
     """Write what `generate` returned (the local side of `modal run modal_app.py`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = []
-    for name, data in sorted(files.items()):
+    for name, data in files.items():  # in the order the songs were made
         path = out_dir / Path(name).name  # a name, never a path from the other side
         path.write_bytes(data)
         saved.append(path)
