@@ -152,6 +152,18 @@ class S3Storage:
             config=Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"}),
         )
 
+    def set_cors(self, origins: list[str]) -> None:
+        """Let the studio's pages fetch and stream files straight from the bucket (presigned GETs
+        with Range, for HLS and seeking); R2 and S3 take the same rules."""
+        rule = {
+            "AllowedOrigins": origins,
+            "AllowedMethods": ["GET", "HEAD"],
+            "AllowedHeaders": ["Range", "If-None-Match", "If-Modified-Since"],
+            "ExposeHeaders": ["Content-Range", "Accept-Ranges", "Content-Length", "ETag"],
+            "MaxAgeSeconds": 3600,
+        }
+        self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [rule]})
+
     def staging_dir(self, job_id: str) -> Path:
         if self.scratch is not None:
             self.scratch.mkdir(parents=True, exist_ok=True)
