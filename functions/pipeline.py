@@ -56,11 +56,12 @@ class SongOutput:
 
 def prepare(
     request: SongRequest,
-    engine: Engine,
+    engine: Engine | None,
     lyricist: Lyricist | None = None,
     on_progress: ProgressFn = no_progress,
 ) -> tuple[SongRequest, str]:
-    """Fill in lyrics and title where the user gave only a description, then check the request fits.
+    """Fill in lyrics and title where the user gave only a description, then check the request fits
+    (`engine` None: an engine that runs elsewhere, which checks when the job runs).
 
     Returns the completed request and the name of the lyricist used ("user" or "none" when none was).
     """

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
         description="ACE-Step 1.5 diffusers checkpoint folder; the acestep engine exists only with it",
     )
     acestep_variant: str | None = Field(default=None, description="xl-turbo, xl-sft, turbo, sft or base")
+    modal_engines: list[str] = Field(
+        default=["acestep"],
+        description="engines the Modal GPU class runs (offered when REFRAIN_PAID_RUNNER=modal)",
+    )
     acestep_planner: Path | None = Field(
         default=None, description="the 5 Hz LM planner's folder (thinking mode)"
     )
@@ -152,10 +156,16 @@ class Settings(BaseSettings):
             "lora_dir": str(self.lora_dir) if self.lora_dir else None,
         }
 
-    def engines(self) -> list[str]:
+    def local_engines(self) -> list[str]:
+        """The engines this process can load (ACE-Step only where its weights are)."""
         from functions.gen.registry import available_engines
 
         return available_engines(self.acestep_weights)
+
+    def engines(self) -> list[str]:
+        """The engines this studio offers: its own, and the Modal GPU class's for the paid tier."""
+        remote = self.modal_engines if self.paid_runner == "modal" else []
+        return sorted({*self.local_engines(), *remote})
 
     def separator(self, device: str = "cpu") -> Separator | None:
         if self.stem_model_dir is None:

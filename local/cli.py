@@ -192,7 +192,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         settings = settings.model_copy(update=updates)
     if request.engine not in known_engines():  # fail before loading the watermark model and engine
         raise UnknownEngine(request.engine, known_engines())
-    if request.engine not in settings.engines():
+    if request.engine not in settings.local_engines():
         raise InvalidRequest(
             "engine", request.engine, "the acestep engine needs its weights: --weights DIR (an ACE-Step 1.5 "
             "diffusers checkpoint folder with model_index.json)",

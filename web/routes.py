@@ -118,7 +118,8 @@ def submit_request(
     if song_request.engine not in engines:
         message = f"this studio has no {song_request.engine} engine (available: {', '.join(engines)})"
         raise InvalidRequest("engine", song_request.engine, message)
-    engine = service.engine(song_request.engine)
+    local = song_request.engine in request.app.state.settings.local_engines()
+    engine = service.engine(song_request.engine) if local else None  # None: it runs on Modal
     # lyrics are written (and checked against the duration) now, so a bad request fails at once
     song_request, written_by = prepare(song_request, engine)
     return service.submit(user.id, song_request, replace(work or Work(), lyrics_by=written_by))
@@ -198,7 +199,9 @@ def _edit_job(
 ) -> Job:
     if song.status != "complete":
         raise HTTPException(409, f"song {song.id} is not finished yet")
-    if not hasattr(service.engine(song.engine), EDITS[work.kind]):
+    settings = request.app.state.settings
+    remote = song.engine not in settings.local_engines() and song.engine in settings.engines()
+    if not remote and not hasattr(service.engine(song.engine), EDITS[work.kind]):
         raise HTTPException(422, f"the {song.engine} engine cannot {work.kind} a song; make it with acestep")
     meta = song.song_metadata
     song_request = build_request(

@@ -300,3 +300,23 @@ def test_a_paid_users_jobs_are_metered_and_a_cancelled_one_is_refunded(studio: A
         list(recorder.billed) == [clip] and recorder.billed[clip]["payload[stripe_customer_id]"] == "cus_hal"
     )
     assert client.get("/api/get_limit", headers=headers).json()["monthly_usage"] == 5
+
+
+def test_paid_users_get_the_modal_tiers_engine_without_weights_here(tmp_path: Path) -> None:
+    from infra.queue import ModalDispatcher
+
+    settings = quick_settings(tmp_path / "data", **stripe_settings(), paid_runner="modal")
+    app = create_app(settings)
+    spawned: list[str] = []
+    app.state.jobs.paid_dispatcher = ModalDispatcher("refrain", spawn=spawned.append)
+    with TestClient(app) as client:
+        assert client.get("/api/v1/engines").json()["engines"] == ["acestep", "sketch"]
+        _, payer = new_user(client, "ivy@example.com", customer="cus_ivy")
+        sub = subscription("sub_i", "cus_ivy", "active")
+        deliver(client, event("customer.subscription.created", sub, int(time.time())))
+        _, free = new_user(client, "joe@example.com")
+        song = {**QUICK_SONG, "engine": "acestep"}
+        job = client.post("/api/v1/songs", json=song, headers=payer)
+        assert job.status_code == 202 and spawned == [job.json()["id"]]  # to the GPU class, unloaded here
+        refused = client.post("/api/v1/songs", json=song, headers=free)
+        assert refused.status_code == 402 and "paid plan" in refused.json()["detail"]
