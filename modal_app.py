@@ -63,7 +63,28 @@ SECRETS = [
 ]
 BILLING = modal.Secret.from_name("refrain-stripe")  # REFRAIN_STRIPE_SECRET_KEY, _WEBHOOK_SECRET
 
-# 3. the GPU engine class. Options chosen on purpose (and checked by tests/test_modal_app.py):
+# 3. the finishing chain on CPUs: watermark, mastering, five encodings, HLS, signing. It takes ~2.5
+#    CPU-seconds for a 60 s song (docs/benchmarks.md), which inside the GPU container would cost as
+#    much as the generation itself (docs/pricing.md).
+FINISH_OPTIONS: dict[str, Any] = {
+    "image": web_image,
+    "secrets": SECRETS,  # the C2PA key signs here
+    "cpu": 4.0,  # the encoders run in parallel: 4 cores finish a song in about a second
+    "memory": 4096,  # a 240 s song's float arrays and encoders with room to spare (MiB)
+    "timeout": 5 * MINUTES,
+    "retries": modal.Retries(max_retries=2, initial_delay=1.0),  # idempotent: same input, same files
+    "max_containers": 32,  # CPUs are cheap; never the bottleneck behind 8 GPUs
+}
+
+
+@app.function(**FINISH_OPTIONS)
+def finish(payload: dict[str, Any]) -> dict[str, Any]:
+    from local.paid import finish_remotely
+
+    return finish_remotely(payload)
+
+
+# 4. the GPU engine class. Options chosen on purpose (and checked by tests/test_modal_app.py):
 ENGINE_OPTIONS: dict[str, Any] = {
     "gpu": "A100-80GB",  # XL turbo in bf16 + VAE + planner fit with room for batch 4
     "image": gpu_image,
@@ -86,9 +107,11 @@ class Engine:
     @modal.enter()
     def load(self) -> None:
         from infra.settings import Settings
-        from local.paid import PaidWorker
+        from local.paid import PaidWorker, RemoteFinisher
 
         self.worker = PaidWorker(Settings(), "cuda" if _has_cuda() else "cpu")
+        # the GPU only generates; run here (tests, `.local()`), the same body finishes in-process
+        self.worker.jobs.finisher = RemoteFinisher(finish.local if modal.is_local() else finish.remote)
 
     @modal.method()
     def run_job(self, job_id: str) -> str:
@@ -105,7 +128,7 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-# 4. the web endpoint: the FastAPI studio, stateless behind PostgreSQL and R2
+# 5. the web endpoint: the FastAPI studio, stateless behind PostgreSQL and R2
 WEB_OPTIONS: dict[str, Any] = {
     "image": web_image,
     "secrets": [*SECRETS, BILLING],
@@ -124,7 +147,7 @@ def web() -> Any:
     return create_app()
 
 
-# 5. the weights: filled from the model hub, at a revision someone checked
+# 6. the weights: filled from the model hub, at a revision someone checked
 @app.function(image=web_image, volumes={WEIGHTS_DIR: weights}, timeout=60 * MINUTES)
 def download_weights(repo_id: str, revision: str, folder: str = "") -> str:
     from local.weights import fetch_weights
@@ -134,7 +157,7 @@ def download_weights(repo_id: str, revision: str, folder: str = "") -> str:
     return str(path)
 
 
-# 6. `modal run modal_app.py --prompt "..."`: a song made on the GPU, saved here
+# 7. `modal run modal_app.py --prompt "..."`: a song made on the GPU, saved here
 @app.local_entrypoint()
 def main(
     prompt: str, out: str = "songs", duration: float = 30.0, seed: int = -1, variations: int = 1

@@ -19,7 +19,7 @@ import pyloudnorm
 from scipy.signal import resample_poly
 
 from functions.gen import get_engine
-from functions.pipeline import PostOptions, _finish, prepare
+from functions.pipeline import PostOptions, finish_song, prepare
 from functions.post.credentials import make_dev_chain
 from functions.post.encode import STUDIO_FORMATS, write_wav
 from functions.post.watermark import get_backend
@@ -63,20 +63,20 @@ def main() -> None:
     generated = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         post = PostOptions(formats=("wav", "m4a", "mp3"))
-        _finish(songs[0], 0, request, "bench", post, Path(tmp), None, written_by)
+        finish_song(songs[0], 0, request, "bench", post, Path(tmp), None, written_by)
         finished = time.perf_counter()
-        _finish(songs[0], 0, request, "cli", PostOptions(formats=("m4a",)), Path(tmp), None, written_by)
+        finish_song(songs[0], 0, request, "cli", PostOptions(formats=("m4a",)), Path(tmp), None, written_by)
         m4a_only = time.perf_counter() - finished
         load_start = time.perf_counter()
         perth = get_backend("perth")
         watermark_load = time.perf_counter() - load_start
         studio_post = PostOptions(formats=STUDIO_FORMATS, hls=True, signing=make_dev_chain(), watermark=perth)
         studio_start = time.perf_counter()
-        _finish(songs[0], 0, request, "studio", studio_post, Path(tmp), None, written_by)
+        finish_song(songs[0], 0, request, "studio", studio_post, Path(tmp), None, written_by)
         studio = time.perf_counter() - studio_start
         cli_post = PostOptions(formats=("m4a",), signing=studio_post.signing, watermark=perth)
         cli_start = time.perf_counter()
-        _finish(songs[0], 0, request, "cli-default", cli_post, Path(tmp), None, written_by)
+        finish_song(songs[0], 0, request, "cli-default", cli_post, Path(tmp), None, written_by)
         cli_default = time.perf_counter() - cli_start
         reference_start = time.perf_counter()
         _reference_finish(songs[0].audio, songs[0].sample_rate_hz, Path(tmp))

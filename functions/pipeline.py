@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +97,10 @@ def make_songs(
     lyrics_by: str | None = None,
     song_ids: list[str] | None = None,
     on_progress: ProgressFn = no_progress,
+    finish: Finisher | None = None,
 ) -> list[SongOutput]:
-    """Make `request.variations` finished songs in `out_dir`; on any failure nothing is left behind."""
+    """Make `request.variations` finished songs in `out_dir`; on any failure nothing is left behind.
+    `finish` replaces the in-process finishing chain (the paid tier hands it to a CPU function)."""
     post = post or PostOptions()
     # 1. check inputs, before any heavy work
     _check_writable(out_dir)
@@ -117,7 +119,10 @@ def make_songs(
         for i, song in enumerate(rendered):
             on_progress("mastering", i, len(rendered))
             song_id = song_ids[i] if song_ids else None
-            outputs.append(_finish(song, i, request, base_name, post, stage, stem_stage, written_by, song_id))
+            finisher = finish or finish_song
+            outputs.append(
+                finisher(song, i, request, base_name, post, stage, stem_stage, written_by, song_id)
+            )
             on_progress("encoding", i + 1, len(rendered))
         on_progress("saving", 1, 1)
     for output in outputs:
@@ -127,7 +132,12 @@ def make_songs(
     return outputs
 
 
-def _finish(
+Finisher = Callable[
+    [RenderedSong, int, SongRequest, str, PostOptions, Path, Path | None, str, str | None], SongOutput
+]
+
+
+def finish_song(
     song: RenderedSong,
     index: int,
     request: SongRequest,
@@ -324,7 +334,7 @@ def extend_song(
     )
     with _staging(out_dir) as stage:
         assert stage is not None
-        output = _finish(song, 0, request, "song", post, stage, None, written_by)
+        output = finish_song(song, 0, request, "song", post, stage, None, written_by)
         on_progress("saving", 1, 1)
     output.files = _placed(output.files, stage, out_dir)
     return output
@@ -361,7 +371,7 @@ def remake_song(
     song = method(request, audio, **params, on_progress=on_progress)
     with _staging(out_dir) as stage:
         assert stage is not None
-        output = _finish(song, 0, request, "song", post, stage, None, written_by)
+        output = finish_song(song, 0, request, "song", post, stage, None, written_by)
         on_progress("saving", 1, 1)
     output.files = _placed(output.files, stage, out_dir)
     return output

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from functions.errors import InvalidRequest, RefrainError
 from functions.gen import Engine, get_engine
 from functions.gen.engine import STEM_NAMES
-from functions.pipeline import PostOptions, extend_song, make_songs, make_stems, remake_song
+from functions.pipeline import Finisher, PostOptions, extend_song, make_songs, make_stems, remake_song
 from functions.post.credentials import SigningMaterial
 from functions.post.encode import STUDIO_FORMATS
 from functions.progress import ProgressFn
@@ -143,6 +143,7 @@ class JobService:
         self.paid_dispatcher: Dispatcher | None = None  # the paid tier's (Modal); None: the same one
         self._engines: dict[str, Engine] = {}
         self.on_usage: Callable[[], None] | None = None  # nudges the usage reporter (infra.billing)
+        self.finisher: Finisher | None = None  # None: finish songs in this process (see make_songs)
 
     def engine(self, name: str) -> Engine:
         if name not in self._engines:
@@ -404,6 +405,7 @@ class JobService:
             lyrics_by=work.lyrics_by,
             song_ids=clip_ids or None,
             on_progress=on_progress,
+            finish=self.finisher,
         )
 
     def _source_wav(self, song_id: str, path: Path) -> Path:

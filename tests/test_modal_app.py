@@ -55,13 +55,15 @@ def test_the_app_imports_offline_and_declares_its_parts(monkeypatch: pytest.Monk
     assert options["scaledown_window"] == 15 * 60 and options["max_containers"] == 8
     assert "refrain-stripe" in repr(modal_app.WEB_OPTIONS["secrets"][-1])  # only the API holds Stripe keys
     assert Settings().modal_app == modal_app.APP_NAME  # what the API's dispatcher looks up
+    finishing = modal_app.FINISH_OPTIONS
+    assert "gpu" not in finishing and finishing["cpu"] == 4.0 and finishing["retries"].max_retries == 2
 
 
 def test_the_wrappers_run_the_same_bodies_as_the_local_runner(studio_env: Path) -> None:
     import modal_app
 
-    through_modal = modal_app.Engine().generate.local(SONG, ("wav",))
-    direct = PaidWorker(Settings(), "cpu").generate(SONG, ("wav",))
+    through_modal = modal_app.Engine().generate.local(SONG, ("wav",))  # finished by the CPU function's body
+    direct = PaidWorker(Settings(), "cpu").generate(SONG, ("wav",))  # finished in-process
     assert list(through_modal) == ["song.wav"] and through_modal == direct  # byte for byte
     saved = save_songs(through_modal, studio_env / "out")  # `modal run`'s local side
     assert [p.name for p in saved] == ["song.wav"] and saved[0].read_bytes() == direct["song.wav"]
@@ -76,7 +78,9 @@ def test_run_job_finishes_a_studio_job(studio_env: Path) -> None:
     assert modal_app.Engine().run_job.local(job.id) == "complete"
     with worker.jobs.sessions() as session:
         done = session.get(Job, job.id)
-        assert done is not None and done.status == "complete" and done.songs[0].files
+        assert done is not None and done.status == "complete"
+        # finished by the CPU function's body: every studio format, the HLS stream included
+        assert {"wav", "m4a", "mp3", "flac", "preview.mp3", "hls"} <= set(done.songs[0].files)
 
 
 def test_weights_are_fetched_only_at_a_pinned_commit(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from functions.errors import InvalidRequest, MissingTool
 from functions.gen.sketch import SketchEngine
-from functions.pipeline import PostOptions, _finish
+from functions.pipeline import PostOptions, finish_song
 from functions.post.credentials import make_dev_chain, verify
 from functions.post.stems import get_separator
 from functions.request import build_request
@@ -67,7 +67,7 @@ def test_engine_without_stems_gets_separated_signed_zipped_stems(
     post = PostOptions(formats=("m4a",), signing=material, separator=get_separator("tiny", model_repo))
     (tmp_path / "out").mkdir()
     (tmp_path / "stems").mkdir()
-    output = _finish(no_stems, 0, request, "song", post, tmp_path / "out", tmp_path / "stems", "none")
+    output = finish_song(no_stems, 0, request, "song", post, tmp_path / "out", tmp_path / "stems", "none")
     assert set(output.stems) == {"vocals", "drums", "bass", "other", "zip"}
     for name in ("vocals", "drums", "bass", "other"):
         assert abs(ffprobe_duration_s(output.stems[name]) - 10.0) < 0.05
@@ -81,6 +81,6 @@ def test_engine_without_stems_gets_separated_signed_zipped_stems(
 def test_stems_need_a_model_when_the_engine_has_none(song, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     request = build_request(prompt="pop", instrumental=True, duration_s=10, seed=1, variations=1)
     with pytest.raises(InvalidRequest, match="REFRAIN_STEM_MODEL_DIR"):
-        _finish(
+        finish_song(
             replace(song, stems=None), 0, request, "s", PostOptions(formats=("m4a",)), tmp_path, tmp_path, "x"
         )
