@@ -162,10 +162,6 @@ def download_weights(repo_id: str, revision: str, folder: str = "") -> str:
 def main(
     prompt: str, out: str = "songs", duration: float = 30.0, seed: int = -1, variations: int = 1
 ) -> None:
-    from local.paid import save_songs
+    from local.paid import make_and_save
 
-    fields: dict[str, Any] = {"prompt": prompt, "duration_s": duration, "variations": variations}
-    if seed >= 0:
-        fields["seed"] = seed
-    for path in save_songs(Engine().generate.remote(fields), Path(out)):
-        print(path)
+    make_and_save(Engine().generate.remote, prompt, Path(out), duration, seed, variations)

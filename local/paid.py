@@ -132,6 +132,24 @@ def _blobs(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def make_and_save(
+    generate: Callable[[dict[str, Any]], dict[str, bytes]],
+    prompt: str,
+    out_dir: Path,
+    duration_s: float = 30.0,
+    seed: int = -1,
+    variations: int = 1,
+) -> list[Path]:
+    """`modal run modal_app.py --prompt …`: songs made by `generate` (the Engine's, remote), saved here."""
+    fields: dict[str, Any] = {"prompt": prompt, "duration_s": duration_s, "variations": variations}
+    if seed >= 0:
+        fields["seed"] = seed
+    saved = save_songs(generate(fields), out_dir)
+    for path in saved:
+        print(path)
+    return saved
+
+
 def save_songs(files: dict[str, bytes], out_dir: Path) -> list[Path]:
     """Write what `generate` returned (the local side of `modal run modal_app.py`)."""
     out_dir.mkdir(parents=True, exist_ok=True)

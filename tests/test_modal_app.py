@@ -12,7 +12,7 @@ import pytest
 from functions.request import build_request
 from infra.db import LOCAL_USER_ID, Job
 from infra.settings import Settings
-from local.paid import PaidWorker, save_songs
+from local.paid import PaidWorker, make_and_save, save_songs
 
 SONG = {
     "prompt": "lofi beat for studying",
@@ -101,3 +101,12 @@ class _Nowhere:
 
     def shutdown(self) -> None:
         pass
+
+
+def test_modal_runs_entrypoint_body_saves_the_engines_songs(studio_env: Path) -> None:
+    import modal_app
+
+    saved = make_and_save(modal_app.Engine().generate.local, "lofi beat", studio_env / "songs", 10.0, 4, 2)
+    assert [p.name for p in saved] == ["song.m4a", "song-2.m4a"] and all(
+        p.stat().st_size > 1000 for p in saved
+    )
