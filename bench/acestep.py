@@ -81,16 +81,7 @@ def sync(device: str) -> None:
 def timed_forward(module: Any, device: str, into: list[float]) -> Any:
     """Adds each call's seconds of `module.forward` to `into`."""
     original = module.forward
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        sync(device)
-        start = time.perf_counter()
-        out = original(*args, **kwargs)
-        sync(device)
-        into.append(time.perf_counter() - start)
-        return out
-
-    module.forward = forward
+    module.forward = _timed(original, device, into)
     try:
         yield
     finally:
