@@ -4,6 +4,7 @@ are `{"error": "..."}` as those clients expect. Refrain's own API is /api/v1."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Coroutine
@@ -261,7 +262,10 @@ def generate_lyrics(body: LyricsBody, user: UserDep) -> Lyrics:
     """Structured lyrics for a description (the template lyricist: instant, offline)."""
     if not body.prompt.strip():
         raise InvalidRequest("prompt", body.prompt, "give a prompt to write lyrics about")
-    written = TemplateLyricist().write(body.prompt, 120.0, abs(hash(body.prompt)) % 2**31)
+    seed = (
+        int.from_bytes(hashlib.sha256(body.prompt.encode()).digest()[:4]) % 2**31
+    )  # same prompt, same lyrics
+    written = TemplateLyricist().write(body.prompt, 120.0, seed)
     return Lyrics(text=written.lyrics, title=written.title, status="complete")
 
 

@@ -177,3 +177,18 @@ def test_bad_requests_get_an_error_object(
         response = suno.request(method, path, json=body)
     assert response.status_code == status, response.text
     assert set(response.json()) == {"error"} and message.lower() in response.json()["error"].lower()
+
+
+def test_generated_lyrics_are_the_same_for_the_same_prompt_in_any_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from starlette.testclient import TestClient; from web.main import create_app; "
+        "from tests.utils.studio import quick_settings; import tempfile, pathlib; "
+        "c = TestClient(create_app(quick_settings(pathlib.Path(tempfile.mkdtemp())))); "
+        "print(c.post('/api/generate_lyrics', json={'prompt': 'ocean waves'}).json()['text'])"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]  # fmt: skip
+    assert runs[0] == runs[1] and "[verse]" in runs[0]  # Python's hash() differs per process; ours does not
