@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from functions.errors import InvalidRequest, RefrainError
 from functions.gen import Engine, get_engine
 from functions.gen.engine import STEM_NAMES
+from functions.gen.lyricist import Lyricist
 from functions.pipeline import Finisher, PostOptions, extend_song, make_songs, make_stems, remake_song
 from functions.post.credentials import SigningMaterial
 from functions.post.encode import STUDIO_FORMATS
@@ -142,8 +143,14 @@ class JobService:
         self.dispatcher: Dispatcher | None = None  # the free tier's runner (and everyone's by default)
         self.paid_dispatcher: Dispatcher | None = None  # the paid tier's (Modal); None: the same one
         self._engines: dict[str, Engine] = {}
+        self._lyricist: Lyricist | None = None
         self.on_usage: Callable[[], None] | None = None  # nudges the usage reporter (infra.billing)
         self.finisher: Finisher | None = None  # None: finish songs in this process (see make_songs)
+
+    def lyricist(self) -> Lyricist:
+        if self._lyricist is None:
+            self._lyricist = self.settings.make_lyricist(self.device)
+        return self._lyricist
 
     def engine(self, name: str) -> Engine:
         if name not in self._engines:
@@ -403,6 +410,7 @@ class JobService:
             post=self.post_options(),
             engine=engine,
             lyrics_by=work.lyrics_by,
+            lyricist=self.lyricist(),
             song_ids=clip_ids or None,
             on_progress=on_progress,
             finish=self.finisher,

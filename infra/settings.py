@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.errors import RefrainError
+from functions.gen.lyricist import Lyricist
 from functions.post.credentials import SigningMaterial, dev_signing_material
 from functions.post.stems import Separator, get_separator
 from functions.post.watermark import Backend, get_backend
@@ -143,6 +144,15 @@ class Settings(BaseSettings):
     lora_dir: Path | None = Field(
         default=None, description="LoRAs (PEFT folders) the acestep engine may load"
     )
+    lyricists: list[Literal["http", "mlx", "transformers", "template"]] = Field(
+        default=["template"], description="who writes lyrics, in order; the template lyricist always closes"
+    )
+    lyrics_llm_url: str | None = Field(default=None, description="OpenAI-compatible base URL (…/v1)")
+    lyrics_llm_model: str = Field(default="qwen3", description="the model name that endpoint knows")
+    lyrics_llm_key: str | None = None
+    lyrics_llm_path: Path | None = Field(
+        default=None, description="a local model folder (mlx / transformers)"
+    )
     stem_model_dir: Path | None = Field(default=None, description="folder holding the demucs model (NAME.th)")
     stem_model: str = "htdemucs"
 
@@ -166,6 +176,22 @@ class Settings(BaseSettings):
         """The engines this studio offers: its own, and the Modal GPU class's for the paid tier."""
         remote = self.modal_engines if self.paid_runner == "modal" else []
         return sorted({*self.local_engines(), *remote})
+
+    def make_lyricist(self, device: str = "cpu") -> Lyricist:
+        """The configured lyricists as one chain ending with the template lyricist."""
+        from functions.gen.lyrics_llm import HttpChatBackend, LlmLyricist, LocalModelBackend, LyricistChain
+
+        chain: list[Lyricist] = []
+        for name in self.lyricists:
+            if name == "http" and self.lyrics_llm_url:
+                chain.append(
+                    LlmLyricist(
+                        HttpChatBackend(self.lyrics_llm_url, self.lyrics_llm_model, self.lyrics_llm_key)
+                    )
+                )
+            elif name in ("mlx", "transformers") and self.lyrics_llm_path:
+                chain.append(LlmLyricist(LocalModelBackend(str(self.lyrics_llm_path), device, name)))
+        return LyricistChain(chain)
 
     def separator(self, device: str = "cpu") -> Separator | None:
         if self.stem_model_dir is None:

@@ -220,6 +220,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             post=post,
             stems_dir=args.stems,
             engine=engine,
+            lyricist=settings.make_lyricist(device),
             on_progress=bar,
         )
     finally:

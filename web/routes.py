@@ -121,7 +121,7 @@ def submit_request(
     local = song_request.engine in request.app.state.settings.local_engines()
     engine = service.engine(song_request.engine) if local else None  # None: it runs on Modal
     # lyrics are written (and checked against the duration) now, so a bad request fails at once
-    song_request, written_by = prepare(song_request, engine)
+    song_request, written_by = prepare(song_request, engine, service.lyricist())
     return service.submit(user.id, song_request, replace(work or Work(), lyrics_by=written_by))
 
 

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from functions.errors import InvalidRequest
-from functions.gen.lyricist import TemplateLyricist
 from functions.request import build_request
 from infra.credits import balance
 from infra.db import Job, Song
@@ -258,14 +257,14 @@ def extend_audio(
 
 
 @router.post("/generate_lyrics")
-def generate_lyrics(body: LyricsBody, user: UserDep) -> Lyrics:
-    """Structured lyrics for a description (the template lyricist: instant, offline)."""
+def generate_lyrics(body: LyricsBody, user: UserDep, service: ServiceDep) -> Lyrics:
+    """Structured lyrics for a description, from the studio's lyricists (the template one last)."""
     if not body.prompt.strip():
         raise InvalidRequest("prompt", body.prompt, "give a prompt to write lyrics about")
     seed = (
         int.from_bytes(hashlib.sha256(body.prompt.encode()).digest()[:4]) % 2**31
     )  # same prompt, same lyrics
-    written = TemplateLyricist().write(body.prompt, 120.0, seed)
+    written = service.lyricist().write(body.prompt, 120.0, seed)
     return Lyrics(text=written.lyrics, title=written.title, status="complete")
 
 

@@ -111,7 +111,8 @@ class WrittenLyrics:
 
 
 class Lyricist(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def write(self, description: str, duration_s: float, seed: int) -> WrittenLyrics: ...
 
