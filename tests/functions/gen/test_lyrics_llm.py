@@ -111,9 +111,7 @@ def test_an_openai_compatible_server_writes_the_lyrics(server: Server) -> None:
     [request] = server.requests
     assert request["model"] == "tiny-model" and request["seed"] == 9 and request["max_tokens"] == 600
     assert request["messages"][0]["role"] == "system" and "[verse]" in request["messages"][0]["content"]
-    assert (
-        "60 seconds" in request["messages"][1]["content"] and "4 to 9" in request["messages"][1]["content"]
-    )
+    assert "60 seconds" in request["messages"][1]["content"] and "4 to 9" in request["messages"][1]["content"]
 
 
 def test_garbage_is_retried_then_the_template_lyricist_takes_over(server: Server) -> None:
