@@ -293,15 +293,13 @@ def extend_song(
     """A clip that plays `source_wav` up to `continue_at_s`, then a new part made from `request`
     (`request.duration_s` long), joined by an equal-power crossfade; finished like any song. An
     engine that continues audio itself (ACE-Step) does the continuing."""
-    import soundfile
     import soxr
 
     if hasattr(engine, "extend"):
         return remake_song(request, source_wav, out_dir, post=post, engine=engine, task="extend",
                            on_progress=on_progress, continue_at_s=continue_at_s)  # fmt: skip
 
-    source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
-    head = np.ascontiguousarray(source.T)
+    head, rate = _read_source(source_wav)
     length_s = head.shape[1] / rate
     if not 0 < continue_at_s <= length_s:
         raise InvalidRequest(
@@ -332,15 +330,10 @@ def extend_song(
         lyrics=new.lyrics,
         metadata={**new.metadata, "continue_at_s": round(continue_at_s, 3)},
     )
-    with _staging(out_dir) as stage:
-        assert stage is not None
-        output = finish_song(song, 0, request, "song", post, stage, None, written_by)
-        on_progress("saving", 1, 1)
-    output.files = _placed(output.files, stage, out_dir)
-    return output
+    return _finish_one(song, request, post, out_dir, written_by, on_progress)
 
 
-EDITS = {"extend": "extend", "repaint": "repaint", "cover": "cover"}  # task -> engine method
+EDITS = ("extend", "repaint", "cover")  # tasks an engine offers as methods of those names
 
 
 def remake_song(
@@ -356,19 +349,32 @@ def remake_song(
 ) -> SongOutput:
     """A new clip made by editing `source_wav` with an engine that edits audio: `extend`
     (continue_at_s), `repaint` (start_s, end_s: replace a section) or `cover` (strength)."""
+    method = getattr(engine, task, None) if task in EDITS else None
+    if method is None:
+        raise InvalidRequest("task", task, f"the {engine.name} engine cannot {task} a song")
+    audio, _ = _read_source(source_wav, getattr(engine, "sample_rate_hz", None))
+    request, written_by = prepare(request.model_copy(update={"variations": 1}), engine, None, on_progress)
+    song = method(request, audio, **params, on_progress=on_progress)
+    return _finish_one(song, request, post, out_dir, written_by, on_progress)
+
+
+def _read_source(path: Path, rate_hz: int | None = None) -> tuple[np.ndarray, int]:
+    """A stored clip as float32 [channels, samples], resampled to `rate_hz` if one is given."""
     import soundfile
     import soxr
 
-    method = getattr(engine, EDITS.get(task, ""), None)
-    if method is None:
-        raise InvalidRequest("task", task, f"the {engine.name} engine cannot {task} a song")
-    source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
+    source, rate = soundfile.read(path, dtype="float32", always_2d=True)
     audio = np.ascontiguousarray(source.T)
-    wanted = getattr(engine, "sample_rate_hz", rate)
-    if rate != wanted:
-        audio = np.ascontiguousarray(soxr.resample(audio.T, rate, wanted).T.astype(np.float32))
-    request, written_by = prepare(request.model_copy(update={"variations": 1}), engine, None, on_progress)
-    song = method(request, audio, **params, on_progress=on_progress)
+    if rate_hz is None or rate_hz == rate:
+        return audio, rate
+    return np.ascontiguousarray(soxr.resample(audio.T, rate, rate_hz).T.astype(np.float32)), rate_hz
+
+
+def _finish_one(
+    song: RenderedSong, request: SongRequest, post: PostOptions, out_dir: Path, written_by: str,
+    on_progress: ProgressFn,
+) -> SongOutput:  # fmt: skip
+    """One made clip finished and moved into `out_dir` (nothing is left behind on a failure)."""
     with _staging(out_dir) as stage:
         assert stage is not None
         output = finish_song(song, 0, request, "song", post, stage, None, written_by)
@@ -391,12 +397,10 @@ def make_stems(
 
     With a stem model they are separated from the clip itself; an engine that renders true stems and
     is deterministic (the sketch engine) renders the clip again from its request and seed instead."""
-    import soundfile
-
     if separator is not None:
-        source, rate = soundfile.read(source_wav, dtype="float32", always_2d=True)
+        source, rate = _read_source(source_wav)
         on_progress("separating", 0, 1)
-        stems = separator.separate(np.ascontiguousarray(source.T), rate)
+        stems = separator.separate(source, rate)
         on_progress("separating", 1, 1)
     elif getattr(engine, "renders_stems", False):
         with tempfile.TemporaryDirectory(prefix=".refrain-stems-", dir=out_dir) as tmp:
@@ -414,13 +418,9 @@ def make_stems(
                 engine=engine,
                 on_progress=on_progress,
             )
-            rate = int(soundfile.info(again.files["wav"]).samplerate)
-            stems = {
-                name: np.ascontiguousarray(
-                    soundfile.read(again.stems[name], dtype="float32", always_2d=True)[0].T
-                )
-                for name in STEM_NAMES
-            }
+            loaded = {name: _read_source(again.stems[name]) for name in STEM_NAMES}
+            stems = {name: audio for name, (audio, _) in loaded.items()}
+            rate = loaded[STEM_NAMES[0]][1]
     else:
         raise InvalidRequest(
             "audio_id",

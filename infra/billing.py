@@ -26,8 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from functions.errors import RefrainError
-from infra.credits import allowance, allowance_key, write_allowance
-from infra.db import CreditEntry, Job, MeterOutbox, StripeEvent, User, utcnow
+from infra.credits import allowance, ensure_allowance
+from infra.db import Job, MeterOutbox, StripeEvent, User, utcnow
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -385,8 +385,5 @@ def _apply_state(
         return f"subscription {status}; the custom plan stays"
     user.plan = "paid" if status in ACTIVE else "free"
     if user.plan == "paid":
-        grant = allowance(settings, user)
-        key = allowance_key(user.id, grant.key)
-        if session.scalar(select(CreditEntry.id).where(CreditEntry.key == key)) is None:
-            write_allowance(session, user, grant)
+        ensure_allowance(session, user, allowance(settings, user))
     return f"plan {user.plan} (subscription {status})"

@@ -28,8 +28,6 @@ from infra.db import CreditEntry, User, utcnow
 if TYPE_CHECKING:
     from infra.settings import Settings
 
-PLANS = ("free", "paid", "custom")
-
 
 class NotEnoughCredits(RefrainError):
     """Answered with 402, as Suno's API does."""
@@ -99,19 +97,29 @@ class Balance:
     used: int  # charges net of refunds this period
     granted: bool  # whether the allowance entry is written
 
+    @classmethod
+    def of(cls, grant: Allowance, total: int, granted: int, spent: int) -> Balance:
+        """From PERIOD_COLUMNS' values; an allowance not yet written still counts."""
+        return cls(grant, int(total) + (0 if granted else grant.credits), -int(spent), bool(granted))
+
 
 def balance(session: Session, settings: Settings, user: User, now: datetime | None = None) -> Balance:
     """The user's balance in the current period, read from the ledger (never written here)."""
     grant = allowance(settings, user, now)
-    total, granted, spent = session.execute(PERIOD_TOTALS, {"user_id": user.id, "period": grant.key}).one()
-    left = int(total) + (0 if granted else grant.credits)
-    return Balance(grant, left, -int(spent), bool(granted))
+    return Balance.of(grant, *session.execute(PERIOD_TOTALS, {"user_id": user.id, "period": grant.key}).one())
 
 
 def write_allowance(session: Session, user: User, grant: Allowance, at: datetime | None = None) -> None:
     """The period's allowance entry (callers hold the user's row lock; the unique key guards anyway)."""
     session.execute(_INSERT, [entry(user.id, grant.credits, "allowance", grant.key,
                                     allowance_key(user.id, grant.key), at=at)])  # fmt: skip
+
+
+def ensure_allowance(session: Session, user: User, grant: Allowance) -> None:
+    """The period's allowance entry, unless it is written already (callers hold the row lock)."""
+    key = allowance_key(user.id, grant.key)
+    if session.scalar(select(CreditEntry.id).where(CreditEntry.key == key)) is None:
+        write_allowance(session, user, grant)
 
 
 def entry(

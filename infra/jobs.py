@@ -36,6 +36,7 @@ from infra.billing import record_usage
 from infra.credits import (
     IN_PERIOD,
     PERIOD_COLUMNS,
+    Balance,
     NotEnoughCredits,
     allowance,
     check_engine,
@@ -172,25 +173,23 @@ class JobService:
             check_engine(self.settings, user, request.engine)
             now, job_id = utcnow(), new_id()
             grant = allowance(self.settings, user, now)
-            unfinished, total, granted, _ = session.execute(
-                _LIMITS, {"user_id": user_id, "period": grant.key}
-            ).one()
+            unfinished, *totals = session.execute(_LIMITS, {"user_id": user_id, "period": grant.key}).one()
+            now_balance = Balance.of(grant, *totals)
             if (unfinished or 0) >= self.settings.max_running_jobs:
                 raise LimitExceeded(
                     f"{unfinished} jobs are still running (at most {self.settings.max_running_jobs}); "
                     "try again when one finishes",
                     retry_after_s=10,
                 )
-            left = int(total) + (0 if granted else grant.credits)
-            if left < cost:
+            if now_balance.left < cost:
                 raise NotEnoughCredits(
-                    f"this needs {cost} credits and {left} are left this {grant.period} "
+                    f"this needs {cost} credits and {now_balance.left} are left this {grant.period} "
                     f"(the {grant.plan} plan's allowance renews {grant.resets_at:%Y-%m-%d %H:%M} UTC)"
                 )
             job_tier = tier(user)
             # Bulk inserts (no unit of work): submissions are the API's busiest writes. The objects
             # built here are transient: the response is made from them, never from a reload.
-            if not granted:
+            if not now_balance.granted:
                 write_allowance(session, user, grant, now)
             job_row = {
                 "id": job_id,

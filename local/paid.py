@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from functions.gen import RenderedSong, get_engine
+from functions.gen import RenderedSong
 from functions.pipeline import PostOptions, SongOutput, finish_song, make_songs
 from functions.post.encode import STUDIO_FORMATS
 from functions.request import SongRequest, build_request
@@ -38,17 +38,9 @@ class PaidWorker:
     def generate(self, fields: dict[str, Any], formats: tuple[str, ...] = ("m4a",)) -> dict[str, bytes]:
         """Finished songs for `modal run`: the files' names and bytes (nothing is stored)."""
         request = build_request(**{"engine": self.settings.default_engine, **fields})
-        engine = self.engine if request.engine == self.engine.name else get_engine(
-            request.engine, self.device, **self.settings.engine_options()
-        )  # fmt: skip
-        post = PostOptions(
-            target_lufs=self.settings.target_lufs,
-            ceiling_dbtp=self.settings.true_peak_dbtp,
-            formats=tuple(f for f in formats if f in STUDIO_FORMATS) or ("m4a",),
-            signing=self.jobs.signing,
-            watermark=self.settings.watermark_backend(self.device),
-            ffmpeg=self.settings.ffmpeg,
-        )
+        engine = self.jobs.engine(request.engine)  # loaded once per container
+        formats = tuple(f for f in formats if f in STUDIO_FORMATS) or ("m4a",)
+        post = dataclasses.replace(self.jobs.post_options(), formats=formats, hls=False)
         with tempfile.TemporaryDirectory(prefix="refrain-paid-") as folder:
             songs = make_songs(request, Path(folder), post=post, engine=engine, finish=self.jobs.finisher)
             return {path.name: path.read_bytes() for song in songs for path in song.files.values()}

@@ -201,7 +201,7 @@ def _edit_job(
         raise HTTPException(409, f"song {song.id} is not finished yet")
     settings = request.app.state.settings
     remote = song.engine not in settings.local_engines() and song.engine in settings.engines()
-    if not remote and not hasattr(service.engine(song.engine), EDITS[work.kind]):
+    if not remote and not (work.kind in EDITS and hasattr(service.engine(song.engine), work.kind)):
         raise HTTPException(422, f"the {song.engine} engine cannot {work.kind} a song; make it with acestep")
     meta = song.song_metadata
     song_request = build_request(

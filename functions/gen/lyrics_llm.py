@@ -184,8 +184,11 @@ class LyricistChain:
     """Asks each lyricist in turn; the template lyricist closes every chain."""
 
     def __init__(self, lyricists: Sequence[Lyricist]) -> None:
-        self.lyricists = [*lyricists, TemplateLyricist()] if not lyricists or not isinstance(
-            lyricists[-1], TemplateLyricist) else list(lyricists)  # fmt: skip
+        # nothing after the template lyricist would ever be asked: it ends the chain, once
+        self.lyricists = [
+            *(ly for ly in lyricists if not isinstance(ly, TemplateLyricist)),
+            TemplateLyricist(),
+        ]
         self.name = self.lyricists[0].name
 
     def write(self, description: str, duration_s: float, seed: int) -> WrittenLyrics:

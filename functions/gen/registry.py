@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from functions.errors import InvalidRequest, UnknownEngine
@@ -48,9 +49,17 @@ def known_engines() -> list[str]:
 
 def available_engines(acestep_weights: Path | None = None) -> list[str]:
     """The engines this studio can run: the sketch engine always, ACE-Step where its weights are."""
+    installed = acestep_weights is not None and _has_acestep(acestep_weights)
+    return [name for name in known_engines() if name != "acestep" or installed]
+
+
+@lru_cache(maxsize=16)
+def _has_acestep(weights: Path) -> bool:
+    """Read once a process: submissions ask on every request (weights installed later need a
+    restart, as loading them does)."""
     from functions.gen.acestep.engine import has_weights
 
-    return [name for name in known_engines() if name != "acestep" or has_weights(acestep_weights)]
+    return has_weights(weights)
 
 
 def get_engine(name: str, device: str = "cpu", **options: object) -> Engine:

@@ -165,7 +165,8 @@ class AceStepEngine:
                 "task", task, f"the {self.variant.name} variant cannot {task}; it can: {allowed}"
                 + (" (adding or extracting tracks needs the base model)" if task in TRACK_TASKS else "")
             )  # fmt: skip
-        if not MIN_DURATION_S <= request.duration_s <= MAX_DURATION_S:
+        # the request's duration sets the length only where no source does
+        if task in ("text2music", "extend") and not MIN_DURATION_S <= request.duration_s <= MAX_DURATION_S:
             raise InvalidRequest(
                 "duration_s", request.duration_s,
                 f"ACE-Step makes {MIN_DURATION_S:g}–{MAX_DURATION_S:g} s, not {request.duration_s:g} s",
@@ -204,18 +205,14 @@ class AceStepEngine:
                 continue_at_s,
                 f"continue_at must lie within the song (0–{full.shape[1] / SAMPLE_RATE_HZ:.1f} s)",
             )
-        head = full[:, : round(continue_at_s * SAMPLE_RATE_HZ)]
-        padded = _whole_frames(head, head.shape[1] + round(request.duration_s * SAMPLE_RATE_HZ))
-        total = padded.shape[1]
-        start = head.shape[1] / SAMPLE_RATE_HZ
-        [audio], extra = self._run(
-            request, "repaint", 1, total / SAMPLE_RATE_HZ, on_progress,
-            src_audio=padded, repainting_start=start, repainting_end=-1,
+        kept = round(continue_at_s * SAMPLE_RATE_HZ)
+        wanted = kept + round(request.duration_s * SAMPLE_RATE_HZ)
+        start = kept / SAMPLE_RATE_HZ
+        audio, extra = self._edit(
+            request, "repaint", full[:, :kept], on_progress, length=wanted,
+            repainting_start=start, repainting_end=-1,
         )  # fmt: skip
-        wanted = head.shape[1] + round(request.duration_s * SAMPLE_RATE_HZ)
-        spliced = splice(
-            audio[:, :wanted], full, [(0, head.shape[1])]
-        )  # fades from the source's next moments
+        spliced = splice(audio, full, [(0, kept)])  # fades from the source's own next moments
         return self._song(request, spliced, request.seed, {**extra, "continue_at_s": round(start, 3)})
 
     def repaint(
@@ -228,20 +225,16 @@ class AceStepEngine:
         on_progress: ProgressFn = no_progress,
     ) -> RenderedSong:
         """The source with `start_s`–`end_s` made anew from the request (replace a section)."""
-        self.check(
-            request.model_copy(update={"duration_s": max(request.duration_s, MIN_DURATION_S)}), "repaint"
-        )
+        self.check(request, "repaint")
         src = _stereo(source)
         length_s = src.shape[1] / SAMPLE_RATE_HZ
         if not 0 <= start_s < end_s <= length_s:
             raise InvalidRequest(
                 "section", f"{start_s}-{end_s}", f"the section must lie within the song (0–{length_s:.1f} s)"
             )
-        [audio], extra = self._run(
-            request, "repaint", 1, length_s, on_progress,
-            src_audio=_whole_frames(src), repainting_start=start_s, repainting_end=end_s,
-        )  # fmt: skip
-        audio = audio[:, : src.shape[1]]
+        audio, extra = self._edit(
+            request, "repaint", src, on_progress, repainting_start=start_s, repainting_end=end_s
+        )
         a, b = round(start_s * SAMPLE_RATE_HZ), round(end_s * SAMPLE_RATE_HZ)
         kept = splice(audio, src, [(0, a), (b, src.shape[1])])
         return self._song(request, kept, request.seed, {**extra, "section_s": [start_s, end_s]})
@@ -258,15 +251,11 @@ class AceStepEngine:
         """The source's music remade in the request's style; `reference` lends its timbre."""
         if not 0.0 <= strength <= 1.0:
             raise InvalidRequest("strength", strength, "cover strength must be 0–1")
-        self.check(
-            request.model_copy(update={"duration_s": max(request.duration_s, MIN_DURATION_S)}), "cover"
-        )
-        src = _stereo(source)
-        options: dict[str, Any] = {"src_audio": _whole_frames(src), "audio_cover_strength": strength}
+        self.check(request, "cover")
+        options: dict[str, Any] = {"audio_cover_strength": strength}
         if reference is not None:
             options["reference_audio"] = _stereo(reference)
-        [audio], extra = self._run(request, "cover", 1, src.shape[1] / SAMPLE_RATE_HZ, on_progress, **options)
-        audio = audio[:, : src.shape[1]]
+        audio, extra = self._edit(request, "cover", _stereo(source), on_progress, **options)
         return self._song(request, audio, request.seed, {**extra, "cover_strength": strength})
 
     def track(
@@ -281,14 +270,27 @@ class AceStepEngine:
         """Add (`lego`) or extract a track such as "vocals" or "drums" (base variants only)."""
         if task not in ("lego", "extract"):
             raise InvalidRequest("task", task, "a track task is 'lego' (add) or 'extract'")
-        self.check(request.model_copy(update={"duration_s": max(request.duration_s, MIN_DURATION_S)}), task)
-        src = _stereo(source)
-        [audio], extra = self._run(
-            request, task, 1, src.shape[1] / SAMPLE_RATE_HZ, on_progress, src_audio=_whole_frames(src),
-            track_name=track_name,
-        )  # fmt: skip
-        audio = audio[:, : src.shape[1]]
+        self.check(request, task)
+        audio, extra = self._edit(request, task, _stereo(source), on_progress, track_name=track_name)
         return self._song(request, audio, request.seed, {**extra, "track": track_name})
+
+    def _edit(
+        self,
+        request: SongRequest,
+        task: str,
+        source: np.ndarray,
+        on_progress: ProgressFn,
+        length: int | None = None,
+        **options: Any,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """One clip made from `source` [2, samples] (padded with silence to `length` samples), cut
+        back to that length: the pipeline works in whole VAE frames and drops a partial last one."""
+        length = length or source.shape[1]
+        padded = _whole_frames(source, length)
+        [audio], extra = self._run(
+            request, task, 1, length / SAMPLE_RATE_HZ, on_progress, src_audio=padded, **options
+        )
+        return audio[:, :length], extra
 
     # --- the one place the pipeline is called ---------------------------------------------
 
@@ -331,6 +333,8 @@ class AceStepEngine:
                 options["audio_codes"] = [planned.codes_text()] * batch
                 text = planned.caption or text
             on_progress("planning", 1, 1)
+        bpm = request.bpm or plan.get("bpm")
+        key = keyscale(request.key) or plan.get("keyscale")
         self._cancel.clear()
 
         def step_done(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -353,21 +357,22 @@ class AceStepEngine:
                     guidance_scale=variant.guidance,
                     shift=variant.shift,
                     generator=[torch.Generator("cpu").manual_seed(request.seed + i) for i in range(batch)],
-                    bpm=round(request.bpm) if request.bpm else plan.get("bpm"),
-                    keyscale=keyscale(request.key) or plan.get("keyscale"),
+                    bpm=round(bpm) if bpm else None,
+                    keyscale=key,
                     timesignature=(request.time_signature or "4/4").split("/")[0],
                     task_type=task,
                     callback_on_step_end=step_done,
                     output_type="np",
-                    **{**options, **_tensors(options)},
+                    **{k: _tensor(v) for k, v in options.items()},
                 )
             if self._cancel.is_set():
                 raise Cancelled("the request was cancelled")
         audios = [np.ascontiguousarray(a, dtype=np.float32) for a in result.audios]
         extra = {
-            "variant": variant.name, "task": task, "steps": steps, "shift": variant.shift,
-            "guidance": variant.guidance, "caption": text, "language": request.language,
-            "lora": active, "thinking": bool(plan), **({"plan": plan} if plan else {}),
+            "bpm": bpm, "key": key, "variant": variant.name, "task": task, "steps": steps,
+            "shift": variant.shift, "guidance": variant.guidance, "caption": text,
+            "language": request.language, "lora": active, "thinking": bool(plan),
+            **({"plan": plan} if plan else {}),
             **({"plan_rejected": rejected} if rejected else {}),
         }  # fmt: skip
         return audios, extra
@@ -386,8 +391,6 @@ class AceStepEngine:
             metadata={
                 "engine": self.name,
                 "model_version": self.model_version,
-                "bpm": request.bpm or (extra.get("plan") or {}).get("bpm"),
-                "key": keyscale(request.key) or (extra.get("plan") or {}).get("keyscale"),
                 "vocal": "none" if request.instrumental else request.language,
                 **extra,
             },
@@ -408,20 +411,21 @@ def _stereo(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(audio)
 
 
-def _whole_frames(audio: np.ndarray, length: int | None = None) -> np.ndarray:
+def _whole_frames(audio: np.ndarray, length: int) -> np.ndarray:
     """`audio` padded with silence to `length` samples, rounded up to whole VAE frames (1920
     samples): the pipeline drops a partial last frame of a source."""
-    length = max(length or 0, audio.shape[1])
+    length = max(length, audio.shape[1])
     frames = -(-length // VAE_HOP)
     out = np.zeros((2, frames * VAE_HOP), np.float32)
     out[:, : audio.shape[1]] = audio
     return out
 
 
-def _tensors(options: dict[str, Any]) -> dict[str, Any]:
+def _tensor(value: Any) -> Any:
+    """Source audio goes to the pipeline as a torch tensor; other options as they are."""
     import torch
 
-    return {k: torch.from_numpy(v) for k, v in options.items() if isinstance(v, np.ndarray)}
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
 
 
 def splice(generated: np.ndarray, source: np.ndarray, keep: list[tuple[int, int]]) -> np.ndarray:

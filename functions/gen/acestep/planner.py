@@ -167,13 +167,7 @@ class Planner:
             fields.setdefault("caption", caption)
         kept = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
         lines = "\n".join(f"{k}: {fields[k]}" for k in sorted(fields) if k in kept)
-        wanted = (
-            int(fields.get("duration", duration)) * CODES_PER_SECOND
-            if fields.get("duration", "").isdigit()
-            else 0
-        )
-        if not wanted:
-            raise PlanRejected(f"the plan's duration {fields.get('duration')!r} is not a whole number")
+        wanted = duration * CODES_PER_SECOND  # the request's duration is always the plan's (see `given`)
         prompt = self.backend.render(
             [*messages, {"role": "assistant", "content": f"<think>\n{lines}\n</think>"}],
             add_generation_prompt=False,
